@@ -1,0 +1,58 @@
+"""Registry of discovery methods: built-in modules plus the `liegan_core.methods` entry point group."""
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+from ..errors import UserError
+from .base import Budget, Discovery, Method, SearchSpace
+
+METHODS: dict[str, type] = {}
+BUILTIN = ("liegan", "symmetrygan", "augerino", "liegg", "oracle", "none")
+ENTRY_POINT_GROUP = "liegan_core.methods"
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: make a method available under `name` in benchmark YAMLs."""
+
+    def deco(cls: type) -> type:
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_all() -> None:
+    for mod in BUILTIN:
+        try:
+            import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{mod}":
+                raise
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in METHODS:
+            obj = ep.load()
+            if isinstance(obj, type) and ep.name not in METHODS:
+                register(ep.name)(obj)
+
+
+def available() -> list[str]:
+    _load_all()
+    return sorted(METHODS)
+
+
+def get_method(name: str) -> Any:
+    """An instance of the method registered as `name`."""
+    _load_all()
+    if name not in METHODS:
+        from difflib import get_close_matches
+
+        close = get_close_matches(name, METHODS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"unknown method '{name}'{hint}; registered: {sorted(METHODS)}")
+    return METHODS[name]()
+
+
+__all__ = ["register", "get_method", "available", "Budget", "Discovery", "Method", "SearchSpace", "METHODS"]
