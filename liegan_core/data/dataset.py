@@ -30,6 +30,8 @@ class Dataset:
     x_rep, y_rep: {"type": one of REP_TYPES, "n": dimension acted on (vectors), ...}.
     true_algebra: [k, n, n] ground-truth Lie algebra basis where known, else None.
     meta: generator name, parameters, seed, versions, the symmetry of the function and of the data.
+    extras: further per-row arrays [N, ...] (e.g. all jet constituents for downstream models);
+       stored as `extra_<name>` and sliced with the splits.
     """
 
     x: np.ndarray
@@ -39,6 +41,7 @@ class Dataset:
     y_rep: dict[str, Any]
     true_algebra: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_arrays(self.x, self.y, self.x_rep, self.y_rep, source="dataset")
@@ -67,6 +70,7 @@ class Dataset:
             y_rep=dict(self.y_rep),
             true_algebra=self.true_algebra if with_truth else None,
             meta=dict(self.meta),
+            extras={k: v[idx] for k, v in self.extras.items()},
         )
 
     def save(self, path: str | Path) -> None:
@@ -77,6 +81,8 @@ class Dataset:
             arrays[f"split_{name}"] = np.asarray(idx, dtype=np.int64)
         if self.true_algebra is not None:
             arrays["true_algebra"] = np.asarray(self.true_algebra, dtype=np.float64)
+        for name, arr in self.extras.items():
+            arrays[f"extra_{name}"] = arr
         write_npz(path, **arrays)
         sidecar = {
             "format": "liegan_core.dataset/1",
@@ -125,6 +131,7 @@ def load(path: str | Path, verify: bool = True) -> Dataset:
         y_rep=info["y_rep"],
         true_algebra=arrays.get("true_algebra"),
         meta=info.get("meta", {}),
+        extras={k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")},
     )
 
 
