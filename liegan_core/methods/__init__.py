@@ -6,10 +6,10 @@ from importlib.metadata import entry_points
 from typing import Any, Callable
 
 from ..errors import UserError
-from .base import Budget, Discovery, Method, SearchSpace
+from .base import Budget, Discovery, Method, RunContext, SearchSpace
 
 METHODS: dict[str, type] = {}
-BUILTIN = ("liegan", "symmetrygan", "augerino", "liegg", "oracle", "none")
+BUILTIN = ("liegan", "symmetrygan", "augerino", "liegg", "oracle")
 ENTRY_POINT_GROUP = "liegan_core.methods"
 
 
@@ -55,4 +55,4 @@ def get_method(name: str) -> Any:
     return METHODS[name]()
 
 
-__all__ = ["register", "get_method", "available", "Budget", "Discovery", "Method", "SearchSpace", "METHODS"]
+__all__ = ["register", "get_method", "available", "Budget", "Discovery", "Method", "RunContext", "SearchSpace", "METHODS"]

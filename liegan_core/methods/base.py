@@ -96,6 +96,16 @@ class Discovery:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class RunContext:
+    """Where and how a method runs: device, a folder for checkpoints, whether to show progress."""
+
+    device: str = "cpu"
+    workdir: str | None = None
+    progress: bool = False
+    checkpoint_every: int = 10
+
+
 class Method(Protocol):
     name: str
 
@@ -109,5 +119,5 @@ class Method(Protocol):
         budget: Budget,
         seed: int,
         params: dict[str, Any],
-        device: str = "cpu",
+        ctx: RunContext,
     ) -> Discovery: ...

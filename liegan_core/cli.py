@@ -1,0 +1,166 @@
+"""The `liegan` command: every pipeline step, runnable by hand.
+
+  liegan generate  --task T [--profile P] --out results/data/T.npz
+  liegan discover  --task T --method M --seed K [--profile P] --data D --out DIR
+  liegan aggregate --runs results/runs --out results [--profile P]
+  liegan validate  [--profile P]
+
+Errors in the user's input print one clear line (exit 2); `--debug` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import UserError
+
+
+def _add_profile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", help="profile name (benchmarks/profiles/NAME.yaml) or path")
+
+
+def _add_task(p: argparse.ArgumentParser, required: bool) -> None:
+    group = p.add_mutually_exclusive_group(required=required)
+    group.add_argument("--task", help="task name: benchmarks/TASK.yaml merged with the --profile's overrides")
+    group.add_argument("--config", help="a resolved task config (JSON, as the pipeline writes in results/config/)")
+
+
+def _task_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The resolved task config, from --config or from --task + --profile."""
+    import json
+
+    from .config import check_semantics, load_run_config, validate_schema
+
+    if args.config:
+        path = Path(args.config)
+        if not path.exists():
+            raise UserError(f"{path}: config file not found")
+        try:
+            cfg = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: not valid JSON ({e})") from e
+        profile = cfg.pop("_profile", {})
+        cfg = validate_schema(cfg, "benchmark", str(path))
+        check_semantics(cfg, str(path))
+        return cfg | {"_profile": profile}
+    return load_run_config(args.profile, args.task)
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from .data import generate
+
+    cfg = _task_config(args)
+    data_cfg = cfg["data"]
+    ds = generate(data_cfg["generator"], data_cfg.get("params") or {}, int(data_cfg.get("seed", 0)))
+    ds.meta["task"] = cfg["task"]
+    ds.save(args.out)
+    print(f"wrote {args.out}: x {list(ds.x.shape)}, y {list(ds.y.shape)}, splits "
+          + ", ".join(f"{k}={len(v)}" for k, v in ds.splits.items()), file=sys.stderr)
+
+
+def cmd_discover(args: argparse.Namespace) -> None:
+    from .data import load
+    from .methods import RunContext
+    from .runner import run_discovery
+    from .training import set_threads
+
+    set_threads(args.threads)
+    if args.task is None and args.config is None:
+        from .user_data import discover_user_data
+
+        discover_user_data(args)
+        return
+    cfg = _task_config(args)
+    prof = cfg["_profile"]
+    ds = load(args.data)
+    ctx = RunContext(
+        device=args.device or prof.get("device", "cpu"),
+        progress=not args.no_progress,
+        checkpoint_every=int(prof.get("checkpoint_every", 10)),
+    )
+    res = run_discovery(cfg, args.method, args.seed, ds, args.out, ctx)
+    sim = next((r["value"] for r in res["rows"] if r["metric"] == "algebra_similarity"), None)
+    print(f"{cfg['task']}/{args.method}/seed{args.seed}: "
+          + (f"algebra_similarity={sim:.4f} " if sim is not None else "")
+          + f"in {res['run_seconds']:.1f} s -> {args.out}", file=sys.stderr)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from .report.aggregate import aggregate
+
+    aggregate(Path(args.runs), Path(args.out), data_dir=Path(args.data_dir) if args.data_dir else None)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from .config import load_profile, profile_path, resolve_task
+
+    path = profile_path(args.profile)
+    prof = load_profile(path)
+    for task in prof["tasks"]:
+        cfg = resolve_task(prof, task, str(path))
+        print(f"{task}: ok ({', '.join(cfg['methods'])})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="liegan", description="Symmetry discovery benchmark suite (LieGAN and baselines)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate a task's dataset")
+    _add_task(g, required=True)
+    _add_profile(g)
+    g.add_argument("--out", required=True)
+    g.set_defaults(func=cmd_generate)
+
+    d = sub.add_parser("discover", help="run a discovery method on a task's dataset or on your own data")
+    _add_task(d, required=False)
+    d.add_argument("--method", default="liegan")
+    d.add_argument("--seed", type=int, default=0)
+    _add_profile(d)
+    d.add_argument("--data", required=True, help="dataset .npz (from `liegan generate`) or your own .npz/.csv")
+    d.add_argument("--out", required=True, help="run folder")
+    d.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides the profile's device")
+    d.add_argument("--threads", type=int, help="torch threads for this job")
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=cmd_discover)
+
+    a = sub.add_parser("aggregate", help="tables and figures from finished runs")
+    a.add_argument("--runs", default="results/runs")
+    a.add_argument("--out", default="results")
+    a.add_argument("--data-dir", default=None, help="folder of task datasets (for ground-truth heatmaps)")
+    a.set_defaults(func=cmd_aggregate)
+
+    v = sub.add_parser("validate", help="validate a profile and every task it names")
+    _add_profile(v)
+    v.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"liegan: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("liegan: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from .training import NumericalError
+
+        if args.debug:
+            raise
+        kind = "numerical error" if isinstance(e, NumericalError) else f"unexpected {type(e).__name__}"
+        print(f"liegan: {kind}: {e} (re-run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

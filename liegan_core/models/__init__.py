@@ -1,0 +1,1 @@
+"""Neural network models used by the benchmark tasks."""

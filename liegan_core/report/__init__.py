@@ -1,0 +1,1 @@
+"""Aggregation of run results into tables (pandas) and figures (seaborn)."""

@@ -1,0 +1,129 @@
+"""Run one discovery (task x method x seed) and write its outputs atomically.
+
+Outputs in the run folder: generators.npz (array `generators` [c, n, n], the effective basis),
+metrics.json (tidy result rows plus provenance), log.csv (one row per epoch). metrics.json is
+written last, so its presence marks a finished run.
+"""
+from __future__ import annotations
+
+import platform
+import resource
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .data.dataset import Dataset
+from .io import config_hash, write_json, write_npz, write_text
+from .lie import algebra_similarity, closure_error
+from .methods import Budget, RunContext, SearchSpace, get_method
+
+
+def code_version() -> str:
+    """git commit of the source tree (with '-dirty' when modified), else the package version."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if rev.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "liegan_core"],
+                capture_output=True, text=True, timeout=5,
+            ).stdout.strip()
+            return rev.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+
+
+def package_versions() -> dict[str, str]:
+    import pandas
+    import scipy
+    import torch
+
+    return {
+        "liegan_core": __version__, "python": platform.python_version(), "numpy": np.__version__,
+        "scipy": scipy.__version__, "pandas": pandas.__version__, "torch": torch.__version__,
+    }
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def discovery_metrics(generators: np.ndarray, truth: np.ndarray | None) -> dict[str, float]:
+    """Metrics of a learned generator set; similarity only where a truth exists and something was learned."""
+    out: dict[str, float] = {"closure_error": closure_error(generators) if generators.shape[0] else 0.0}
+    if truth is not None:
+        if generators.shape[0]:
+            out.update(algebra_similarity(generators, truth))
+        else:
+            out.update(algebra_similarity=0.0, mean_cos2=0.0, worst_angle_deg=90.0)
+    return out
+
+
+def log_csv(log: list[dict[str, Any]]) -> str:
+    if not log:
+        return "epoch\n"
+    keys = list(log[0].keys())
+    lines = [",".join(keys)] + [",".join(repr(float(r[k])) if not isinstance(r[k], int) else str(r[k]) for k in keys) for r in log]
+    return "\n".join(lines) + "\n"
+
+
+def run_discovery(
+    cfg: dict[str, Any], method_name: str, seed: int, dataset: Dataset, out_dir: str | Path, ctx: RunContext,
+    truth: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Fit `method_name` on the training split and write the run folder; returns metrics.json's content."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx.workdir = str(out_dir)
+    method = get_method(method_name)
+    space = SearchSpace.from_config(cfg["search_space"])
+    params = dict(cfg["methods"].get(method_name) or {})
+    budget = Budget(epochs=int(params.pop("epochs", 1)), batch_size=int(params.pop("batch_size", 64)))
+    truth = dataset.true_algebra if truth is None else truth
+    train = dataset.split("train")
+    reason = method.skip(train, space)
+    if reason:
+        raise SystemExit(f"method '{method_name}' cannot run task '{cfg['task']}': {reason}")
+    if method_name == "oracle":
+        params["true_algebra"] = truth
+    t0 = time.perf_counter()
+    disc = method.fit(train, space, budget, seed, params, ctx)
+    seconds = time.perf_counter() - t0
+    gens = np.asarray(disc.generators, dtype=np.float64)
+    if gens.ndim != 3 or gens.shape[1:] != (space.n, space.n):
+        raise ValueError(f"method '{method_name}' returned generators of shape {gens.shape}, expected [c, {space.n}, {space.n}]")
+    metrics = discovery_metrics(gens, truth)
+    metrics.update({k: float(v) for k, v in disc.info.items() if np.isscalar(v)})
+    extra_arrays = {k: np.asarray(v) for k, v in disc.info.items() if not np.isscalar(v)}
+    write_npz(out_dir / "generators.npz", generators=gens, **extra_arrays)
+    write_text(out_dir / "log.csv", log_csv(disc.log))
+    run_cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    rows = [
+        {"task": cfg["task"], "method": method_name, "model": "", "symmetry": "", "seed": seed, "split": "train",
+         "metric": k, "value": v}
+        for k, v in metrics.items()
+    ]
+    result = {
+        "rows": rows,
+        "task": cfg["task"],
+        "method": method_name,
+        "seed": seed,
+        "run_seconds": seconds,
+        "peak_memory_mb": peak_memory_mb(),
+        "config_hash": config_hash({"task": run_cfg, "method": method_name, "seed": seed}),
+        "code_version": code_version(),
+        "versions": package_versions(),
+        "device": ctx.device,
+        "coefficient_distribution": disc.coefficient_distribution,
+        "generators_rounded": np.round(gens, 4).tolist(),
+    }
+    write_json(out_dir / "metrics.json", result)
+    return result

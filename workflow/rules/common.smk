@@ -1,0 +1,58 @@
+# Config resolution and input functions; rule files stay declarative.
+import json
+import os
+import shutil
+import sys
+
+from liegan_core.config import resolve_task
+
+RESULTS = config.get("results_dir", "results")
+CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "benchmarks/profiles/quick.yaml"
+TASKS = {task: resolve_task(config, task, CONFIG_SOURCE) for task in config["tasks"]}
+RUN_SETTINGS = {k: config.get(k) for k in ("device", "checkpoint_every", "profile")}
+SEEDS = config["seeds"]
+THREADS = int(config.get("threads", 2))
+
+
+def _liegan() -> str:
+    """The `liegan` console script: beside this Python (a .venv run) or on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "liegan")
+    return here if os.path.exists(here) else (shutil.which("liegan") or "liegan")
+
+
+LIEGAN = _liegan()
+
+
+def task_config(task: str) -> str:
+    """The task's resolved config (benchmark YAML + profile overrides + run settings) as JSON."""
+    return json.dumps({**TASKS[task], "_profile": RUN_SETTINGS}, sort_keys=True, indent=1)
+
+
+def data_params(task: str) -> str:
+    """The resolved data section: a params value, so a change regenerates only this task's data."""
+    return json.dumps(TASKS[task]["data"], sort_keys=True)
+
+
+def method_params(task: str, method: str) -> str:
+    cfg = TASKS[task]
+    return json.dumps(
+        {"method": cfg["methods"][method], "search_space": cfg["search_space"], "device": config.get("device", "cpu")},
+        sort_keys=True,
+    )
+
+
+def discovery_runs() -> list[str]:
+    return [
+        f"{RESULTS}/runs/{task}/discover/{method}/seed{seed}/metrics.json"
+        for task, cfg in TASKS.items()
+        for method in cfg["methods"]
+        for seed in SEEDS
+    ]
+
+
+def all_targets() -> list[str]:
+    return [
+        f"{RESULTS}/tables/discovery.csv",
+        f"{RESULTS}/tables/discovery.md",
+        *[f"{RESULTS}/figures/similarity_{task}.png" for task in TASKS],
+    ]
