@@ -124,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides the profile's device")
     d.add_argument("--threads", type=int, help="torch threads for this job")
     d.add_argument("--no-progress", action="store_true")
+    u = d.add_argument_group("your own data (no --task/--config; see docs/own_data.md)")
+    u.add_argument("--spec", help="YAML with keys x, y, search_space, method, ... (flags override it)")
+    u.add_argument("--x-key", help="npz array holding x (default x)")
+    u.add_argument("--y-key", help="npz array holding y (default y)")
+    u.add_argument("--x-cols", help="CSV columns of x, comma-separated, in order")
+    u.add_argument("--y-cols", help="CSV columns of y, comma-separated, in order")
+    u.add_argument("--x-rep", choices=["vector", "scalar"], help="how x transforms (default vector)")
+    u.add_argument("--x-dim", type=int, help="vector dimension n; x's columns hold several n-vectors")
+    u.add_argument("--y-rep", choices=["vector", "scalar", "label"],
+                   help="how y transforms (default scalar; vector with --pairs-from-trajectories)")
+    u.add_argument("--y-dim", type=int, help="vector dimension of y (default: --x-dim)")
+    u.add_argument("--pairs-from-trajectories", metavar="KEY",
+                   help="npz array [orbits, steps, d]: pairs x = state t, y = state t+1")
+    u.add_argument("--permute", metavar="I,J,...", help="reorder the columns of x (and of a vector y)")
+    u.add_argument("--channels", type=int, help="number of generators to learn")
+    u.add_argument("--block", type=int, help="learn one KxK block repeated on each K-vector")
+    u.add_argument("--epochs", type=int)
+    u.add_argument("--batch-size", type=int)
+    u.add_argument("--set", action="append", metavar="KEY=VALUE", help="method hyperparameter (repeatable)")
+    u.add_argument("--compare", action="append", metavar="ALGEBRA",
+                   help="so2, so3, so13, gl or a .npy/.npz of [k, n, n] (repeatable; the first goes in metrics.json)")
     d.set_defaults(func=cmd_discover)
 
     a = sub.add_parser("aggregate", help="tables and figures from finished runs")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .methods.base import SearchSpace
@@ -28,6 +29,38 @@ def act(g: torch.Tensor, data: torch.Tensor, rep: dict[str, Any]) -> torch.Tenso
     if kind in ("scalar", "label"):
         return data
     raise ValueError(f"no vector action for representation type '{kind}'")
+
+
+def act_blocks(g_block: torch.Tensor, data: torch.Tensor, rep: dict[str, Any]) -> torch.Tensor:
+    """Apply block matrices g_block [B, m, m] to data of representation `rep`: a vector's every
+    m-block is multiplied by g_block (the action of kron(I, g_block)); scalars and labels stay put."""
+    if rep["type"] != "vector":
+        return act(g_block, data, rep)
+    m = g_block.shape[-1]
+    shape = data.shape
+    blocks = data.reshape(shape[0], -1, m)
+    return torch.bmm(blocks, g_block.transpose(1, 2)).reshape(shape)
+
+
+def identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """LieGAN's identity avoidance |mean cos(g.x, x)|, the cosine taken per vector (last axis).
+
+    As in the published code: the absolute value of the mean, so it is minimised when the
+    transformation angles spread out (E[cos] -> 0), not merely when each is far from 0.
+    """
+    if x.dim() == 2:
+        gx, x = gx.unsqueeze(1), x.unsqueeze(1)
+    return F.cosine_similarity(gx, x, dim=-1).mean().abs()
+
+
+def orthogonality_regulariser(generators: torch.Tensor) -> torch.Tensor:
+    """LieGAN's channel term: sum over pairs i < j of |cos(L_i, L_j)|, zero for a single channel."""
+    c = generators.shape[0]
+    if c < 2:
+        return generators.new_zeros(())
+    flat = F.normalize(generators.reshape(c, -1), dim=1)
+    cos = (flat @ flat.T).abs()
+    return torch.triu(cos, diagonal=1).sum()
 
 
 class LieGenerator(nn.Module):
@@ -78,12 +111,7 @@ class LieGenerator(nn.Module):
 
     def transform(self, g_block: torch.Tensor, data: torch.Tensor, rep: dict[str, Any]) -> torch.Tensor:
         """Apply block elements [B, m, m] to data of representation `rep` (vectors act per block)."""
-        if rep["type"] != "vector":
-            return act(g_block, data, rep)
-        m = self.space.matrix_size
-        shape = data.shape
-        blocks = data.reshape(shape[0], -1, m)
-        return torch.bmm(blocks, g_block.transpose(1, 2)).reshape(shape)
+        return act_blocks(g_block, data, rep)
 
     def coefficient_distribution(self) -> dict[str, Any]:
         out: dict[str, Any] = {"distribution": self.distribution}

@@ -88,3 +88,37 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Checkpointer:
+    """Resume and save a method's training in `workdir/checkpoint.pt`, every `every` epochs and at the end.
+
+    Holds the state of every object with state_dict/load_state_dict (networks, optimisers), the
+    data-order generator, torch's global RNG, the epoch and the log rows, so a resumed run
+    continues exactly where the interrupted one stopped. Without a workdir it does nothing.
+    """
+
+    def __init__(self, workdir: str | None, every: int, objects: dict[str, Any], gen: torch.Generator):
+        self.path = Path(workdir) / "checkpoint.pt" if workdir else None
+        self.every = max(1, int(every))
+        self.objects = objects
+        self.gen = gen
+
+    def restore(self) -> tuple[int, list[dict[str, Any]]]:
+        """(epochs already done, their log rows); (0, []) when there is nothing to resume."""
+        state = load_checkpoint(self.path) if self.path else None
+        if state is None:
+            return 0, []
+        for name, obj in self.objects.items():
+            obj.load_state_dict(state[name])
+        self.gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["epoch"]), list(state["log"])
+
+    def save_if_due(self, epoch: int, total: int, log: list[dict[str, Any]]) -> None:
+        """Save after `epoch` finished epochs when a save is due (every `every` epochs, and the last)."""
+        if self.path is None or (epoch % self.every and epoch != total):
+            return
+        state: dict[str, Any] = {name: obj.state_dict() for name, obj in self.objects.items()}
+        state.update(rng=self.gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch, log=log)
+        save_checkpoint(self.path, state)

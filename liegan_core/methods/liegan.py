@@ -2,7 +2,7 @@
 
 A generator holds c Lie algebra generators L_i; it samples coefficients w, builds
 g = exp(sum_i w_i L_i) and transforms each pair (x, y) to (g.x, g.y). A discriminator tells
-original from transformed pairs. The generator loss adds lambda * |cos(g.x, x)| (identity
+original from transformed pairs. The generator loss adds lambda * |mean cos(g.x, x)| (identity
 avoidance) and eta * sum_{i != j} |cos(L_i, L_j)| (channel orthogonality). Per batch: one
 generator step, then one discriminator step (Adam, the paper's learning rates and betas).
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.dataset import Dataset
-from ..group import LieGenerator
+from ..group import LieGenerator, identity_regulariser, orthogonality_regulariser
 from ..nets import PairDiscriminator
 from ..training import (
     Progress,
@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_generator": 1e-3,
     "lr_discriminator": 2e-4,
     "betas_generator": [0.5, 0.999],
-    "betas_discriminator": [0.5, 0.999],
+    "betas_discriminator": [0.9, 0.999],
     "lambda_identity": 1.0,
     "eta_orthogonality": 0.1,
     "discriminator_hidden": [512, 512],
@@ -43,21 +43,6 @@ DEFAULTS: dict[str, Any] = {
     "init_scale": 1.0,
     "max_exponent_norm": None,
 }
-
-
-def identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean |cos(g.x, x)| per sample: small when g moves the data away from where it was."""
-    return F.cosine_similarity(gx.reshape(gx.shape[0], -1), x.reshape(x.shape[0], -1), dim=1).abs().mean()
-
-
-def orthogonality_regulariser(generators: torch.Tensor) -> torch.Tensor:
-    """Sum over distinct channel pairs of |cos(L_i, L_j)|: keeps the channels from coinciding."""
-    c = generators.shape[0]
-    if c < 2:
-        return generators.new_zeros(())
-    flat = F.normalize(generators.reshape(c, -1), dim=1)
-    gram = (flat @ flat.T).abs()
-    return (gram.sum() - gram.diagonal().sum()) / 2
 
 
 @register("liegan")

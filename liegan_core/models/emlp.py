@@ -10,6 +10,12 @@ only approximately form a closed algebra, so the null space is cut at a relative
 Direct sums decouple the constraint into one independent block per (output summand, input summand)
 pair, so the layer solves once per distinct pair of summand types (cached) and assembles; copies of
 the same summand cost nothing extra.
+
+Linear maps and gates alone cannot make a vector input nonlinear: with no invariant linear
+functional of the input every gate is a constant, and the network stays affine however deep. So
+each hidden block also feeds the invariant quadratic forms x_a^T B x_b of its non-scalar summands
+into its scalar and gate channels (a scalar-output version of EMLP's bilinear layer); vectors are
+then scaled by functions of these invariants, the form of the universal equivariant maps.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch import nn
+
+from ..lie import repeat_block
 
 Array = np.ndarray
 log = logging.getLogger(__name__)
@@ -225,7 +233,9 @@ def equivariant_basis(rep_in: Rep, rep_out: Rep, tol: float = 1e-6) -> Array:
     else:
         i_in, i_out = np.eye(d_in), np.eye(d_out)
         constraint = np.concatenate([np.kron(x, i_in) - np.kron(i_out, y.T) for x, y in zip(a, b)])
-        _, s, vt = np.linalg.svd(constraint, full_matrices=False)
+        if c > 1:  # same singular values and right vectors, but the SVD then skips the tall U
+            constraint = np.linalg.qr(constraint, mode="r")
+        _, s, vt = np.linalg.svd(constraint)
         null = vt[s <= tol * s[0]]
     basis = null.reshape(-1, d_out, d_in)
     basis.setflags(write=False)
@@ -266,12 +276,15 @@ class EquivariantLinear(nn.Module):
         ins, outs = _group_summands(rep_in, c), _group_summands(rep_out, c)
         dtype = torch.get_default_dtype()
         self.weights = nn.ParameterList()
+        # Some non-scalar input summand reaches a scalar output: needed for non-constant gates.
+        self.makes_invariants = False
         self._blocks: list[tuple[str, str, str]] = []
         for o_rep, o_starts in outs.values():
             for i_rep, i_starts in ins.values():
                 q = equivariant_basis(i_rep, o_rep, tol)
                 if q.shape[0] == 0:
                     continue
+                self.makes_invariants |= o_rep.is_scalar and not i_rep.is_scalar
                 name = f"_{len(self._blocks)}"
                 self.register_buffer("basis" + name, torch.tensor(q, dtype=dtype))
                 self.register_buffer("rows" + name, _positions(o_starts, o_rep.dim))
@@ -280,10 +293,11 @@ class EquivariantLinear(nn.Module):
                 std = math.sqrt(o_rep.dim * i_rep.dim / (q.shape[0] * max(rep_in.dim, 1)))
                 self.weights.append(nn.Parameter(std * torch.randn(len(o_starts), len(i_starts), q.shape[0])))
                 self._blocks.append(("basis" + name, "rows" + name, "cols" + name))
-        b = np.concatenate([np.zeros((rep_out.dim, 0))] + [
-            _embed(equivariant_basis(T0, s, tol), start, rep_out.dim)
-            for s, start in zip(rep_out.summands(), np.cumsum([0] + [s.dim for s in rep_out.summands()]))
-        ], axis=1)
+        columns, start = [np.zeros((rep_out.dim, 0))], 0
+        for s in rep_out.summands():  # the bias is an equivariant map T0 -> rep_out, solved per summand
+            columns.append(_embed(equivariant_basis(T0, s, tol), start, rep_out.dim))
+            start += s.dim
+        b = np.concatenate(columns, axis=1)
         self.register_buffer("bias_basis", torch.tensor(b, dtype=dtype))
         self.bias_coef = nn.Parameter(torch.randn(b.shape[1]) / math.sqrt(max(rep_in.dim, 1)))
         self.basis_size = sum(int(w.numel()) for w in self.weights)
@@ -324,6 +338,54 @@ def _embed(basis: Array, start: int, total: int) -> Array:
     return out
 
 
+class QuadraticInvariants(nn.Module):
+    """Invariants x_a^T B_k x_b of every ordered pair of non-scalar summands, mixed into rep_out's scalars.
+
+    B_k spans the equivariant maps a ⊗ b -> T0 (solved like the weights, per summand-type pair).
+    Shapes: [..., rep_in.dim] -> [..., rep_out.dim], zero outside rep_out's scalar summands.
+    `num_features` counts the invariants (0: this module adds nothing).
+    """
+
+    def __init__(self, rep_in: Rep, rep_out: Rep, tol: float = 1e-6) -> None:
+        super().__init__()
+        self.out_dim = rep_out.dim
+        c = _common_num_generators([rep_in, rep_out])
+        groups = [g for g in _group_summands(rep_in, c).values() if not g[0].is_scalar]
+        dtype = torch.get_default_dtype()
+        self._pairs: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+        self.num_features = 0
+        for ra, sa in groups:
+            for rb, sb in groups:
+                forms = equivariant_basis(TensorProduct(ra, rb), T0, tol)
+                if forms.shape[0] == 0:
+                    continue
+                name = f"_{len(self._pairs)}"
+                self.register_buffer("forms" + name, torch.tensor(forms.reshape(-1, ra.dim, rb.dim), dtype=dtype))
+                self.register_buffer("a" + name, _positions(sa, ra.dim))
+                self.register_buffer("b" + name, _positions(sb, rb.dim))
+                self._pairs.append((name, (len(sa), ra.dim), (len(sb), rb.dim)))
+                self.num_features += len(sa) * len(sb) * forms.shape[0]
+        start, scalars = 0, []
+        for s in rep_out.summands():
+            if s.is_scalar:
+                scalars.append(start)
+            start += s.dim
+        self.register_buffer("scalar_pos", torch.tensor(scalars, dtype=torch.long))
+        self.mix = nn.Linear(self.num_features, len(scalars), bias=False) if self.num_features and scalars else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(*x.shape[:-1], self.out_dim)
+        if self.mix is None:
+            return out
+        feats = []
+        for name, shape_a, shape_b in self._pairs:
+            xa = x[..., getattr(self, "a" + name)].unflatten(-1, shape_a)
+            xb = x[..., getattr(self, "b" + name)].unflatten(-1, shape_b)
+            feats.append(torch.einsum("...ai,kij,...bj->...abk", xa, getattr(self, "forms" + name), xb).flatten(-3))
+        out[..., self.scalar_pos] = self.mix(torch.cat(feats, dim=-1))
+        return out
+
+
 class GatedNonlinearity(nn.Module):
     """with_gates(rep) -> rep: swish on scalar summands, sigmoid(own gate) * v on each other summand.
 
@@ -349,14 +411,20 @@ class GatedNonlinearity(nn.Module):
         return x[..., : self.rep.dim] * torch.sigmoid(x[..., self.gate_src])
 
 
+MAX_T2_BASE_DIM = 5
+
+
 def default_hidden_rep(vector: Rep, channels: int) -> Rep:
     """a*T0 + b*T1 + c*T2 of about `channels` dims, splitting the budget equally between ranks.
 
-    A rank r (dim n^r) is used only if one copy fits in its share (n^r <= channels / 3), which keeps
-    the T2 -> T2 solve (an (n^2)^2-unknown SVD) off large n: n = 8 (2-body) gets 64*T0 + 8*T1.
+    A rank r (dim n^r) is used only if one copy fits in its share (n^r <= channels / 3). T2 is also
+    limited to n <= MAX_T2_BASE_DIM: its T2 -> T2 solve is an SVD over n^4 unknowns (625: ~1 s;
+    n = 6: ~15 s, n = 8: minutes). Without T2 the network still gates with the pairwise quadratic
+    invariants of the T1 features (QuadraticInvariants); T2 adds higher-order ones.
+    E.g. 128 channels: n=2 -> 43*T0 + 21*T1 + 11*T2, n=4 -> 43*T0 + 11*T1 + 3*T2, n=8 -> 64*T0 + 8*T1.
     """
     n = vector.dim
-    ranks = [r for r in (0, 1, 2) if n**r <= channels / 3] or [0]
+    ranks = [r for r in (0, 1, 2) if n**r <= channels / 3 and (r < 2 or n <= MAX_T2_BASE_DIM)] or [0]
     share = channels / len(ranks)
     pieces = {0: T0, 1: vector, 2: vector * vector}
     rep: Rep = DirectSum([])
@@ -365,8 +433,29 @@ def default_hidden_rep(vector: Rep, channels: int) -> Rep:
     return rep
 
 
+class EMLPBlock(nn.Module):
+    """rep_in -> hidden_rep: gate(EquivariantLinear(x) + QuadraticInvariants(x)), both into with_gates(hidden_rep).
+
+    Shapes: [..., rep_in.dim] -> [..., hidden_rep.dim].
+    """
+
+    def __init__(self, rep_in: Rep, hidden_rep: Rep, tol: float = 1e-6) -> None:
+        super().__init__()
+        self.linear = EquivariantLinear(rep_in, with_gates(hidden_rep), tol)
+        self.quadratic = QuadraticInvariants(rep_in, with_gates(hidden_rep), tol)
+        self.gate = GatedNonlinearity(hidden_rep)
+
+    @property
+    def makes_invariants(self) -> bool:
+        """Whether some non-scalar input feature reaches a scalar or gate channel."""
+        return self.linear.makes_invariants or self.quadratic.mix is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.linear(x) + self.quadratic(x))
+
+
 class EMLP(nn.Module):
-    """num_layers x (EquivariantLinear -> gated nonlinearity) on hidden_rep, then EquivariantLinear to rep_out.
+    """num_layers x EMLPBlock on hidden_rep, then EquivariantLinear to rep_out.
 
     Shapes: input [B, rep_in.dim] (flattened in direct-sum order) -> [B, rep_out.dim].
     """
@@ -374,18 +463,19 @@ class EMLP(nn.Module):
     def __init__(self, rep_in: Rep, rep_out: Rep, hidden_rep: Rep, num_layers: int = 3, tol: float = 1e-6) -> None:
         super().__init__()
         self.rep_in, self.rep_out, self.hidden_rep, self.tol = rep_in, rep_out, hidden_rep, tol
-        layers: list[nn.Module] = []
-        prev = rep_in
-        for _ in range(num_layers):
-            layers += [EquivariantLinear(prev, with_gates(hidden_rep), tol), GatedNonlinearity(hidden_rep)]
-            prev = hidden_rep
-        layers.append(EquivariantLinear(prev, rep_out, tol))
-        self.net = nn.Sequential(*layers)
+        blocks = [EMLPBlock(rep_in if i == 0 else hidden_rep, hidden_rep, tol) for i in range(num_layers)]
+        self.net = nn.Sequential(*blocks, EquivariantLinear(hidden_rep if num_layers else rep_in, rep_out, tol))
+        if num_layers and not any(b.makes_invariants for b in blocks):
+            log.warning(
+                "EMLP %r -> %r with hidden %r: no non-scalar feature has a linear or quadratic invariant, "
+                "so every gate is constant and the network is affine in its input",
+                rep_in, rep_out, hidden_rep,
+            )
 
     @property
     def basis_sizes(self) -> list[int]:
         """Weight-basis size of each EquivariantLinear, input to output."""
-        return [m.basis_size for m in self.net if isinstance(m, EquivariantLinear)]
+        return [m.basis_size for m in self.modules() if isinstance(m, EquivariantLinear)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -404,8 +494,30 @@ class EMLP(nn.Module):
         """EMLP for in_copies * T1 -> out_copies * (T0 if out_scalar else T1), generators [c, n, n].
 
         The generators act on one n-vector (e.g. one 8-dim 2-body state); a window of 5 steps is
-        in_copies=5, input [B, 5n]. hidden_channels: an int for `default_hidden_rep`, or a Rep.
+        in_copies=5, input [B, 5n]. Generators of the form kron(I_k, B) are rewritten as k copies of
+        the b x b block (same flattening, exactly the same representation), so the hidden rep can
+        hold T2 of the small block: the 2-body kron(I_4, J) becomes 20 * T1[2] in, 4 * T1[2] out.
+        hidden_channels: an int for `default_hidden_rep` (of the block's T1), or a Rep.
         """
-        v = T1(generators)
+        block, k = split_repeated_block(generators)
+        v = T1(block)
         hidden = hidden_channels if isinstance(hidden_channels, Rep) else default_hidden_rep(v, hidden_channels)
-        return cls(in_copies * v, out_copies * (T0 if out_scalar else v), hidden, num_layers, tol)
+        return cls((in_copies * k) * v, (out_copies * (1 if out_scalar else k)) * (T0 if out_scalar else v),
+                   hidden, num_layers, tol)
+
+
+def split_repeated_block(generators: Array) -> tuple[Array, int]:
+    """(B [c, b, b], k) with generators == kron(I_k, B) up to rounding, for the smallest such block b.
+
+    Returns (generators, 1) when there is no repeated block. Learned generators from a `block`
+    search space have this form exactly; merely approximate repeats are left dense.
+    """
+    g = np.asarray(generators, dtype=np.float64)
+    g = g[None] if g.ndim == 2 else g
+    n, scale = g.shape[-1], np.abs(g).max(initial=0.0)
+    for b in range(1, n):
+        if n % b == 0:
+            block = g[:, :b, :b]
+            if np.abs(g - repeat_block(block, n // b)).max(initial=0.0) <= 1e-12 * scale:
+                return block, n // b
+    return g, 1
