@@ -49,11 +49,22 @@ def _task_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from .data import generate
+    from .data import chunked_module, generate
 
     cfg = _task_config(args)
     data_cfg = cfg["data"]
-    ds = generate(data_cfg["generator"], data_cfg.get("params") or {}, int(data_cfg.get("seed", 0)))
+    params, seed = data_cfg.get("params") or {}, int(data_cfg.get("seed", 0))
+    module = chunked_module(data_cfg["generator"])
+    if (args.chunk is not None or args.from_chunks) and module is None:
+        raise UserError(f"--chunk/--from-chunks: generator '{data_cfg['generator']}' does not generate in chunks")
+    if args.chunk is not None:
+        module.save_chunk(module.generate_chunk(params, seed, args.chunk, progress=not args.no_progress), args.out)
+        print(f"wrote chunk {args.chunk} to {args.out}", file=sys.stderr)
+        return
+    if args.from_chunks:
+        ds = module.build_dataset(args.from_chunks, params, seed)
+    else:
+        ds = generate(data_cfg["generator"], params, seed)
     ds.meta["task"] = cfg["task"]
     ds.save(args.out)
     print(f"wrote {args.out}: x {list(ds.x.shape)}, y {list(ds.y.shape)}, splits "
@@ -112,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_task(g, required=True)
     _add_profile(g)
     g.add_argument("--out", required=True)
+    g.add_argument("--chunk", type=int, help="generate only this chunk (for generators that work in chunks)")
+    g.add_argument("--from-chunks", nargs="+", help="assemble the dataset from these chunk files")
+    g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=cmd_generate)
 
     d = sub.add_parser("discover", help="run a discovery method on a task's dataset or on your own data")

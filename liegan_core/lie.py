@@ -203,3 +203,30 @@ def invariant_metric(generators: Array) -> Array:
     if j[0, 0] < 0:
         j = -j
     return j
+
+
+def lorentz_channel_types(generators: Array) -> list[str]:
+    """Classify each 4x4 generator as 'boost' or 'rotation' by where its norm lies.
+
+    In so(1,3) with (E, px, py, pz) coordinates, boosts are symmetric matrices (mixing E with
+    momentum) and rotations antisymmetric; a channel is a boost when most of its squared norm is
+    in the symmetric part, 'mixed' when neither part holds 80% of it.
+    """
+    out = []
+    for g in np.asarray(generators, dtype=np.float64):
+        sym = 0.5 * (g + g.T)
+        total = float((g**2).sum()) or 1.0
+        frac = float((sym**2).sum()) / total
+        out.append("boost" if frac >= 0.8 else "rotation" if frac <= 0.2 else "mixed")
+    return out
+
+
+def rotation_angle_deg(generator: Array) -> float:
+    """Rotation angle (degrees, in [0, 180]) of exp(generator) for a generator of a rotation.
+
+    The angle is the largest |imaginary part| of the eigenvalues of exp(L), read off through
+    arccos of its real part so that angles beyond 180 degrees fold back.
+    """
+    eig = np.linalg.eigvals(expm(np.asarray(generator, dtype=np.float64)))
+    k = int(np.argmax(np.abs(eig.imag)))
+    return float(np.degrees(np.arccos(np.clip(eig[k].real / max(abs(eig[k]), 1e-300), -1.0, 1.0))))

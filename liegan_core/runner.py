@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__
 from .data.dataset import Dataset
 from .io import config_hash, write_json, write_npz, write_text
-from .lie import algebra_similarity, closure_error
+from .lie import algebra_similarity, closure_error, lorentz_channel_types, rotation_angle_deg
 from .methods import Budget, RunContext, SearchSpace, get_method
 
 
@@ -67,6 +67,40 @@ def discovery_metrics(generators: np.ndarray, truth: np.ndarray | None) -> dict[
     return out
 
 
+def task_truths(cfg: dict[str, Any], dataset: Dataset) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+    """(which symmetry scores are measured against, that algebra, the function's algebra if different).
+
+    Most tasks' data and function share one symmetry (the dataset's true_algebra). Where the
+    task YAML says `measured_against: data` and names a `data_algebra`, the score is against it.
+    """
+    sym = cfg.get("symmetry") or {}
+    against = sym.get("measured_against", "data")
+    if against == "data" and sym.get("data_algebra"):
+        from .data.synthetic import data_algebra
+
+        return "data", data_algebra(sym["data_algebra"]), dataset.true_algebra
+    return against, dataset.true_algebra, None
+
+
+def task_specific_metrics(cfg: dict[str, Any], generators: np.ndarray) -> dict[str, float]:
+    """Extra checks some tasks ask for: channel types for Lorentz searches, angles for discrete steps."""
+    out: dict[str, float] = {}
+    sym = cfg.get("symmetry") or {}
+    if generators.shape[0] and generators.shape[-1] == 4 and "SO(1,3)" in str(sym.get("function", "")):
+        kinds = lorentz_channel_types(generators)
+        out["n_boost_channels"] = float(kinds.count("boost"))
+        out["n_rotation_channels"] = float(kinds.count("rotation"))
+        out["n_mixed_channels"] = float(kinds.count("mixed"))
+    step = sym.get("discrete_step")
+    if step and generators.shape[0]:
+        angle = rotation_angle_deg(generators[0])
+        unit = float(np.degrees(step))
+        nearest = round(angle / unit)
+        out["recovered_angle_deg"] = angle
+        out["angle_error_to_step_multiple_deg"] = abs(angle - nearest * unit) if nearest else angle
+    return out
+
+
 def log_csv(log: list[dict[str, Any]]) -> str:
     if not log:
         return "epoch\n"
@@ -87,7 +121,8 @@ def run_discovery(
     space = SearchSpace.from_config(cfg["search_space"])
     params = dict(cfg["methods"].get(method_name) or {})
     budget = Budget(epochs=int(params.pop("epochs", 1)), batch_size=int(params.pop("batch_size", 64)))
-    truth = dataset.true_algebra if truth is None else truth
+    against, task_truth, function_truth = task_truths(cfg, dataset)
+    truth = task_truth if truth is None else truth
     train = dataset.split("train")
     reason = method.skip(train, space)
     if reason:
@@ -101,14 +136,17 @@ def run_discovery(
     if gens.ndim != 3 or gens.shape[1:] != (space.n, space.n):
         raise ValueError(f"method '{method_name}' returned generators of shape {gens.shape}, expected [c, {space.n}, {space.n}]")
     metrics = discovery_metrics(gens, truth)
+    if function_truth is not None and gens.shape[0]:
+        metrics["algebra_similarity_to_function_symmetry"] = algebra_similarity(gens, function_truth)["algebra_similarity"]
+    metrics.update(task_specific_metrics(cfg, gens))
     metrics.update({k: float(v) for k, v in disc.info.items() if np.isscalar(v)})
     extra_arrays = {k: np.asarray(v) for k, v in disc.info.items() if not np.isscalar(v)}
     write_npz(out_dir / "generators.npz", generators=gens, **extra_arrays)
     write_text(out_dir / "log.csv", log_csv(disc.log))
     run_cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
     rows = [
-        {"task": cfg["task"], "method": method_name, "model": "", "symmetry": "", "seed": seed, "split": "train",
-         "metric": k, "value": v}
+        {"task": cfg["task"], "method": method_name, "model": "", "symmetry": against, "seed": seed,
+         "split": "train", "metric": k, "value": v}
         for k, v in metrics.items()
     ]
     result = {

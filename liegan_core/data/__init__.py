@@ -42,8 +42,21 @@ def get_generator(name: str) -> GeneratorFn:
     return GENERATORS[name]
 
 
+CHUNKED_MODULES = {"top_tagging": "jets"}
+
+
+def chunked_module(name: str) -> Any | None:
+    """The module generating `name` in independent chunks (one pipeline job each), if it does.
+
+    Such a module provides generate_chunk(params, seed, chunk, progress), save_chunk(arrays, path)
+    and build_dataset(chunk_paths, params, seed).
+    """
+    mod = CHUNKED_MODULES.get(name)
+    return __import__(f"{__name__}.{mod}", fromlist=["generate_chunk"]) if mod else None
+
+
 def generate(name: str, params: dict[str, Any], seed: int) -> Dataset:
     return get_generator(name)(params, seed)
 
 
-__all__ = ["Dataset", "load", "register_generator", "get_generator", "generate", "GENERATORS"]
+__all__ = ["Dataset", "load", "register_generator", "get_generator", "generate", "chunked_module", "GENERATORS"]

@@ -1,6 +1,13 @@
-"""Registry of discovery methods: built-in modules plus the `liegan_core.methods` entry point group."""
+"""Registry of discovery methods.
+
+Three ways in: the built-in modules; installed packages declaring an entry point in the group
+`liegan_core.methods` (name = method name, value = the class); and modules named in the
+environment variable LIEGAN_PLUGINS (comma-separated, importable from PYTHONPATH) that use
+`@register`.
+"""
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
@@ -11,6 +18,7 @@ from .base import Budget, Discovery, Method, RunContext, SearchSpace
 METHODS: dict[str, type] = {}
 BUILTIN = ("liegan", "symmetrygan", "augerino", "liegg", "oracle")
 ENTRY_POINT_GROUP = "liegan_core.methods"
+PLUGIN_ENV = "LIEGAN_PLUGINS"
 
 
 def register(name: str) -> Callable[[type], type]:
@@ -36,6 +44,11 @@ def _load_all() -> None:
             obj = ep.load()
             if isinstance(obj, type) and ep.name not in METHODS:
                 register(ep.name)(obj)
+    for mod in filter(None, (m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(","))):
+        try:
+            import_module(mod)
+        except ImportError as e:
+            raise UserError(f"{PLUGIN_ENV}: cannot import method module '{mod}' ({e})") from e
 
 
 def available() -> list[str]:

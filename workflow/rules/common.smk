@@ -33,6 +33,16 @@ def data_params(task: str) -> str:
     return json.dumps(TASKS[task]["data"], sort_keys=True)
 
 
+def data_chunks(task: str) -> list[str]:
+    """Chunk files for tasks generated in chunks (`data.chunks` in the task YAML), else none."""
+    from liegan_core.data import chunked_module
+
+    data = TASKS[task]["data"]
+    if chunked_module(data["generator"]) is None:
+        return []
+    return [f"{RESULTS}/data/chunks/{task}/chunk{i}.npz" for i in range(int(data.get("chunks", 1)))]
+
+
 def method_params(task: str, method: str) -> str:
     cfg = TASKS[task]
     return json.dumps(
