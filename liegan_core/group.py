@@ -28,7 +28,11 @@ def act(g: torch.Tensor, data: torch.Tensor, rep: dict[str, Any]) -> torch.Tenso
         return act_vector(g, data)
     if kind in ("scalar", "label"):
         return data
-    raise ValueError(f"no vector action for representation type '{kind}'")
+    if kind == "grid":
+        from .data.digits import warp_images
+
+        return warp_images(data, g)
+    raise ValueError(f"no action for representation type '{kind}'")
 
 
 def act_blocks(g_block: torch.Tensor, data: torch.Tensor, rep: dict[str, Any]) -> torch.Tensor:
@@ -42,6 +46,88 @@ def act_blocks(g_block: torch.Tensor, data: torch.Tensor, rep: dict[str, Any]) -
     return torch.bmm(blocks, g_block.transpose(1, 2)).reshape(shape)
 
 
+_EXPM_SERIES_TERMS = 8
+_EXPM_SERIES_COEF: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _expm_series_coef(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[terms, 3] Taylor coefficients in delta of C = cosh(sqrt delta), S = sinh(sqrt delta)/sqrt delta, dS/ddelta."""
+    key = (dtype, device)
+    if key not in _EXPM_SERIES_COEF:
+        k = torch.arange(_EXPM_SERIES_TERMS, dtype=torch.float64)
+        inv_fact = lambda n: torch.exp(-torch.lgamma(n + 1))  # noqa: E731
+        coef = torch.stack([inv_fact(2 * k), inv_fact(2 * k + 1), (k + 1) * inv_fact(2 * k + 3)], 1)
+        _EXPM_SERIES_COEF[key] = coef.to(dtype=dtype, device=device)
+    return _EXPM_SERIES_COEF[key]
+
+
+def _expm_cs(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """C(delta) = cosh(sqrt delta), S(delta) = sinh(sqrt delta) / sqrt delta and S'(delta), elementwise.
+
+    All three are entire functions of delta (cos / sin for delta < 0): a Taylor series for
+    |delta| < 1 (8 terms: truncation < 1e-13) avoids 0/0 and the cancellation in S' = (C - S) / (2 delta).
+    """
+    coef = _expm_series_coef(delta.dtype, delta.device)
+    powers = delta.unsqueeze(-1).expand(*delta.shape, _EXPM_SERIES_TERMS - 1).cumprod(-1)
+    series = torch.addmm(coef[0], powers.reshape(-1, _EXPM_SERIES_TERMS - 1), coef[1:]).reshape(*delta.shape, 3)
+    r = delta.abs().sqrt()
+    hyperbolic = torch.stack([r.cosh(), r.sinh()], -1)
+    circular = torch.stack([r.cos(), r.sin()], -1)
+    c, s = torch.where((delta > 0).unsqueeze(-1), hyperbolic, circular).unbind(-1)
+    s = s / r
+    closed = torch.stack([c, s, (c - s) / (2 * delta)], -1)
+    out = torch.where((delta.abs() < 1).unsqueeze(-1), series, closed)
+    return out[..., 0], out[..., 1], out[..., 2]
+
+
+class _Expm2x2(torch.autograd.Function):
+    """exp(A) for a batch of 2 x 2 matrices in closed form, with an analytic backward.
+
+    A = t I + B with t = tr(A)/2 and B traceless, B^2 = delta I (delta = -det B), so
+    exp(A) = e^t (C(delta) I + S(delta) B). A handful of elementwise ops instead of the general
+    Pade / Taylor machinery of torch.linalg.matrix_exp, whose cost grows with the batch.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a_mat: torch.Tensor) -> torch.Tensor:
+        a, b, c, d = a_mat.reshape(*a_mat.shape[:-2], 4).unbind(-1)
+        p = 0.5 * (a - d)
+        cc, s, ds = _expm_cs(p * p + b * c)
+        e = torch.exp(0.5 * (a + d))
+        ec, es = e * cc, e * s
+        esp = es * p
+        g = torch.stack([ec + esp, es * b, es * c, ec - esp], -1).reshape(a_mat.shape)
+        ctx.save_for_backward(g, p, b, c, es, e * ds)
+        return g
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        g, p, b, c, es, eds = ctx.saved_tensors
+        u00, u01, u10, u11 = grad.reshape(*grad.shape[:-2], 4).unbind(-1)
+        t_bar = (grad * g).sum((-1, -2))  # d e^t / dt = e^t
+        u_diff = u00 - u11
+        # through delta = p^2 + bc: d(e C)/d delta = e S / 2, d(e S)/d delta = e S'
+        delta_bar = (u00 + u11) * (0.5 * es) + (u_diff * p + u01 * b + u10 * c) * eds
+        p_bar = es * u_diff + 2 * p * delta_bar
+        b_bar = es * u01 + c * delta_bar
+        c_bar = es * u10 + b * delta_bar
+        return torch.stack([0.5 * (t_bar + p_bar), b_bar, c_bar, 0.5 * (t_bar - p_bar)], -1).reshape(grad.shape)
+
+
+def expm_2x2(a: torch.Tensor) -> torch.Tensor:
+    """Matrix exponential of 2 x 2 matrices [..., 2, 2] in closed form (differentiable)."""
+    if a.shape[-2:] != (2, 2):
+        raise ValueError(f"expm_2x2 needs [..., 2, 2] matrices, got {list(a.shape)}")
+    return _Expm2x2.apply(a)
+
+
+def expm(a: torch.Tensor) -> torch.Tensor:
+    """Matrix exponential of a batch [..., m, m]: closed form for m = 2, torch.linalg.matrix_exp otherwise."""
+    if a.shape[-2:] == (2, 2):
+        return expm_2x2(a)
+    return torch.linalg.matrix_exp(a)
+
+
 def identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """LieGAN's identity avoidance |mean cos(g.x, x)|, the cosine taken per vector (last axis).
 
@@ -51,6 +137,17 @@ def identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 2:
         gx, x = gx.unsqueeze(1), x.unsqueeze(1)
     return F.cosine_similarity(gx, x, dim=-1).mean().abs()
+
+
+def fourier_identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Identity avoidance for images [B, C, H, W]: |mean cos| between the 2-D Fourier magnitudes.
+
+    Fourier magnitudes ignore translations (and the zero fill at the border matters little), so
+    the generator is pushed away from the identity by rotating or scaling, not by shifting.
+    """
+    mag_gx = torch.fft.rfft2(gx).abs().flatten(1)
+    mag_x = torch.fft.rfft2(x).abs().flatten(1)
+    return F.cosine_similarity(mag_gx, mag_x, dim=1).mean().abs()
 
 
 def orthogonality_regulariser(generators: torch.Tensor) -> torch.Tensor:

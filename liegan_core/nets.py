@@ -52,3 +52,28 @@ class PairDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         yf = self.embed(y.long()) if self.label else y.reshape(y.shape[0], -1)
         return self.net(torch.cat([x.reshape(x.shape[0], -1), yf], dim=1)).squeeze(1)
+
+
+class ConvPairDiscriminator(nn.Module):
+    """Discriminator for (image, label) pairs: a small CNN on [B, C, H, W], label embedding, MLP head."""
+
+    def __init__(self, x_shape: Sequence[int], y_rep: dict[str, Any], embedding_dim: int = 32, width: int = 32):
+        super().__init__()
+        c, h, w = (int(v) for v in x_shape)
+        self.features = nn.Sequential(
+            nn.Conv2d(c, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Flatten(),
+        )
+        feat = 2 * width * ((h + 3) // 4) * ((w + 3) // 4)
+        self.label = y_rep["type"] == "label"
+        extra = embedding_dim if self.label else 0
+        if self.label:
+            self.embed = nn.Embedding(int(y_rep["classes"]), embedding_dim)
+        self.head = mlp([feat + extra, 256, 1], nn.LeakyReLU, negative_slope=0.2)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        parts = [self.features(x)]
+        if self.label:
+            parts.append(self.embed(y.long()))
+        return self.head(torch.cat(parts, dim=1)).squeeze(1)
