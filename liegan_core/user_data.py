@@ -8,6 +8,7 @@ Every problem with the file, its shapes or the flags is a one-line UserError nam
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import sys
@@ -22,6 +23,7 @@ from .data.dataset import Dataset
 from .errors import UserError
 from .io import config_hash, sha256, write_json, write_text
 from .lie import algebra_similarity, closure_error, gl_basis, repeat_block, so13_basis, so2_generator, so_basis
+from .methods.base import SearchSpace
 
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 64
@@ -31,10 +33,15 @@ NAMED_ALGEBRAS = ("so2", "so3", "so13", "gl")
 
 def discover_user_data(args: argparse.Namespace) -> None:
     """The `discover` subcommand without --task/--config: load, validate, run, summarise."""
-    from .methods import RunContext, SearchSpace, get_method
+    from .methods import RunContext, get_method
     from .runner import run_discovery
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
     spec = resolve_spec(args)
+    if args.method == "oracle" and not spec.get("compare"):
+        raise UserError("--method oracle reports the --compare algebra itself; give --compare")
     try:
         method = get_method(args.method)
     except UserError as e:
@@ -55,7 +62,6 @@ def discover_user_data(args: argparse.Namespace) -> None:
         "search_space": space_cfg,
         "methods": {args.method: params},
     }
-    out = Path(args.out)
     discard_stale_checkpoint(out, cfg, args.method, args.seed)
     ctx = RunContext(device=args.device or "cpu", progress=not args.no_progress)
     truth = comparisons[0][2] if comparisons else None
@@ -126,7 +132,10 @@ def parse_permutation(text: str) -> list[int]:
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
-    """--set key=value pairs; values parsed as YAML (so 1e-3, [64, 64] and true work)."""
+    """--set key=value pairs; values parsed as YAML (so [64, 64] and true work), and 1e-3 as a number.
+
+    (YAML 1.1 reads 1e-3, without a dot, as a string.)
+    """
     import yaml
 
     out: dict[str, Any] = {}
@@ -135,9 +144,13 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UserError(f"--set: expected key=value (e.g. lambda_identity=0.5), got '{item}'")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             raise UserError(f"--set {key.strip()}: cannot parse value '{value}'") from None
+        if isinstance(parsed, str):
+            with contextlib.suppress(ValueError):
+                parsed = float(parsed)
+        out[key.strip()] = parsed
     return out
 
 
@@ -153,21 +166,34 @@ def method_params(method: Any, name: str, params: dict[str, Any]) -> dict[str, A
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise UserError(f"method.{key} (--set/--spec): unknown hyperparameter of '{name}'{hint}; known: {known}")
+                raise UserError(
+                    f"method.{key} (--set/--spec): unknown hyperparameter of '{name}'{hint}; known: {known}"
+                )
     return {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE, **params}
 
 
 def search_space_config(space: dict[str, Any], n: int) -> dict[str, Any]:
     """The search space at the data's vector dimension n, with the checks that depend on n."""
     if space.get("n") is not None and space["n"] != n:
-        raise UserError(f"search_space.n = {space['n']} (--spec) differs from the data's vector dimension {n} (--x-dim)")
+        raise UserError(
+            f"search_space.n = {space['n']} (--spec) differs from the data's vector dimension {n} (--x-dim)"
+        )
     block = space.get("block")
     if block is not None and n % block:
         raise UserError(f"--block {block} (search_space.block) must divide the data's vector dimension n = {n}")
+    mask = space.get("mask")
+    if mask is not None:
+        m = block or n
+        if len(mask) != m or any(len(row) != m for row in mask):
+            raise UserError(
+                f"search_space.mask (--spec): expected a {m}x{m} matrix "
+                f"(the {'block' if block else 'generator'} size), got {len(mask)} rows of lengths {[len(row) for row in mask]}"
+            )
     coeff = space.get("coefficients") or {}
     if coeff.get("distribution") in ("uniform", "integer") and coeff.get("low", -1) >= coeff.get("high", 1):
         raise UserError("search_space.coefficients (--spec): low must be below high")
-    return {"n": n, "channels": 1, "block": None, "coefficients": {"distribution": "normal", "sigma": 1.0}, **space}
+    defaults = {"n": n, "channels": 1, "block": None, "coefficients": {"distribution": "normal", "sigma": 1.0}}
+    return defaults | space
 
 
 def discard_stale_checkpoint(out: Path, cfg: dict[str, Any], method: str, seed: int) -> None:
@@ -207,6 +233,7 @@ def build_dataset(path: Path, spec: dict[str, Any]) -> tuple[Dataset, dict[str, 
         raise UserError(f"--data {path}: x has {x2.shape[0]} rows but y has {y2.shape[0]}; they must match row for row")
     y_rep = ys.get("rep") or ("vector" if trajectories else "scalar")
     if spec.get("permute") is not None:
+        origin["columns reordered by"] = ",".join(map(str, spec["permute"]))
         x2 = permute_columns(x2, spec["permute"], "x")
         if y_rep == "vector":
             y2 = permute_columns(y2, spec["permute"], "y")
@@ -265,8 +292,9 @@ def load_npz(
                 )
             check_finite(traj.reshape(traj.shape[0], -1), f"--data {path}: array '{trajectories}'", "trajectory")
             d = traj.shape[2]
-            origin = {"trajectories": trajectories, "shape": list(traj.shape), "pairs": "x = state t, y = state t+1"}
-            return traj[:, :-1].reshape(-1, d), traj[:, 1:].reshape(-1, d), origin
+            origin = {"pairs": f"x = state t, y = state t+1 of array '{trajectories}' {list(traj.shape)}"}
+            pairs = traj.astype(np.float64)
+            return pairs[:, :-1].reshape(-1, d), pairs[:, 1:].reshape(-1, d), origin
         xk, yk = xs.get("key", "x"), ys.get("key", "y")
         x = npz_array(z, path, xk, "--x-key")
         y = npz_array(z, path, yk, "--y-key")
@@ -379,7 +407,7 @@ def vector_dim(arr: np.ndarray, dim: int | None, name: str) -> int:
     dim = dim or cols
     if cols % dim:
         raise UserError(
-            f"--{name}-dim {dim}: does not divide the {cols} columns of {name} "
+            f"--{name}-dim {dim} ({name}.dim): does not divide the {cols} columns of {name} "
             f"({name} is read as several vectors of dimension {dim})"
         )
     return dim
@@ -420,7 +448,9 @@ def compare_algebra(name: str, n: int) -> tuple[str, np.ndarray]:
         return f"gl({n}): all {n}x{n} matrices", gl_basis(n)
     close = difflib.get_close_matches(name, NAMED_ALGEBRAS, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise UserError(f"--compare {name}: unknown algebra{hint}; expected one of {list(NAMED_ALGEBRAS)} or a .npy/.npz file")
+    raise UserError(
+        f"--compare {name}: unknown algebra{hint}; expected one of {list(NAMED_ALGEBRAS)} or a .npy/.npz file"
+    )
 
 
 def algebra_from_file(path: Path, n: int) -> tuple[str, np.ndarray]:
@@ -434,7 +464,9 @@ def algebra_from_file(path: Path, n: int) -> tuple[str, np.ndarray]:
         else:
             with loaded as z:
                 if "generators" not in z.files and len(z.files) != 1:
-                    raise UserError(f"--compare {path}: expected an array 'generators' or a single array, found {z.files}")
+                    raise UserError(
+                        f"--compare {path}: expected an array 'generators' or a single array, found {z.files}"
+                    )
                 arr = z["generators" if "generators" in z.files else z.files[0]]
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise UserError(f"--compare {path}: not a readable numeric .npy/.npz ({e})") from None
@@ -444,7 +476,9 @@ def algebra_from_file(path: Path, n: int) -> tuple[str, np.ndarray]:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != (n, n):
-        raise UserError(f"--compare {path}: expected an array [k, {n}, {n}] (the data's n = {n}), got {list(arr.shape)}")
+        raise UserError(
+            f"--compare {path}: expected an array [k, {n}, {n}] (the data's n = {n}), got {list(arr.shape)}"
+        )
     if not np.isfinite(arr).all() or not np.abs(arr).sum():
         raise UserError(f"--compare {path}: the algebra must be finite and non-zero")
     return f"{path.name}: {arr.shape[0]} generator(s)", arr
@@ -472,7 +506,7 @@ def matrix_lines(m: np.ndarray, indent: str = "    ") -> list[str]:
 
 
 def summary_text(
-    ds: Dataset, origin: dict[str, Any], method: str, seed: int, params: dict[str, Any], space: Any,
+    ds: Dataset, origin: dict[str, Any], method: str, seed: int, params: dict[str, Any], space: SearchSpace,
     gens: np.ndarray, comparisons: list[tuple[str, str, np.ndarray]], seconds: float,
 ) -> str:
     """The human-readable report: data, method and budget, generators, comparison and closure."""
@@ -482,7 +516,7 @@ def summary_text(
         kind = rep["type"] + (f" of dimension {rep['n']}" if rep["type"] == "vector" else "")
         kind += f" ({rep['classes']} classes)" if rep["type"] == "label" else ""
         lines.append(f"  {name}: shape {list(arr.shape)}, {kind}")
-    lines.append("  from: " + "; ".join(f"{key} = {value}" for key, value in origin.items()))
+    lines.append("  from: " + "; ".join(f"{key}: {value}" for key, value in origin.items()))
     hp = {k: v for k, v in params.items() if k not in ("epochs", "batch_size")}
     lines += [
         "",

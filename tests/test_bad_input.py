@@ -286,6 +286,12 @@ CASES: dict[str, tuple[Build, list[str]]] = {
     "spec_x_label": (spec_run("x: {rep: label}\n"), ["spec.yaml", "at 'x.rep'"]),
     "spec_n_mismatch": (spec_run("search_space: {n: 3}\n"), ["search_space.n = 3", "vector dimension 2"]),
     "spec_is_list": (spec_run("- a\n"), ["spec.yaml", "expected a mapping"]),
+    "spec_mask_ragged": (spec_run("search_space: {mask: [[1, 1], [1]]}\n"), ["search_space.mask", "2x2"]),
+    "user_out_is_a_file": (
+        lambda t: ["discover", "--data", str(rotation_csv(t)), "--out", str(rotation_csv(t)), "--x-cols", "x1,x2",
+                   "--y-cols", "y"],
+        ["--out", "not a folder"],
+    ),
 }
 
 
