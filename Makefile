@@ -20,7 +20,11 @@ venv: $(VENV)/.installed-$(EXTRAS)
 
 reproduce: venv
 	$(BIN)/snakemake --cores $(CORES) --configfile benchmarks/profiles/$(PROFILE).yaml --rerun-incomplete
-	@echo "Tables:  results/tables/   Figures: results/figures/"
+	$(BIN)/snakemake --cores $(CORES) --configfile benchmarks/profiles/$(PROFILE).yaml --report results/report.html
+	@echo "Tables: results/tables/ (csv, md, tex, html)  Figures: results/figures/ (png, pdf)  Report: results/report.html"
+
+compare: venv
+	$(BIN)/liegan compare --reference results/reference/$(PROFILE) --results results
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data-dir", default=None, help="folder of task datasets (for ground-truth heatmaps)")
     a.set_defaults(func=cmd_aggregate)
 
+    from .report.compare import add_parser as add_compare_parser
+
+    add_compare_parser(sub)
+
     v = sub.add_parser("validate", help="validate a profile and every task it names")
     _add_profile(v)
     v.set_defaults(func=cmd_validate)

@@ -61,8 +61,8 @@ def discovery_runs() -> list[str]:
 
 
 def all_targets() -> list[str]:
-    return [
-        f"{RESULTS}/tables/discovery.csv",
-        f"{RESULTS}/tables/discovery.md",
-        *[f"{RESULTS}/figures/similarity_{task}.png" for task in TASKS],
-    ]
+    """Every aggregate output (tables, figures), so a new output re-runs the aggregation."""
+    from liegan_core.report.aggregate import figures_for, other_outputs, table_views
+
+    tasks = {t: list(c["methods"]) for t, c in TASKS.items()}
+    return [*table_views(RESULTS).values(), *(f.png for f in figures_for(RESULTS, tasks)), *other_outputs(RESULTS, tasks)]
