@@ -122,7 +122,7 @@ def resolve_task(profile: dict[str, Any], task: str, source: str | None = None) 
 def check_semantics(cfg: dict[str, Any], source: str) -> None:
     """Checks a schema cannot express: registered names and shapes that depend on other keys."""
     from .data import get_generator
-    from .methods import available
+    from .methods import available, unknown_params
 
     try:
         get_generator(cfg["data"]["generator"])
@@ -134,6 +134,8 @@ def check_semantics(cfg: dict[str, Any], source: str) -> None:
             close = get_close_matches(m, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise UserError(f"{source}: at 'methods.{m}': unknown method '{m}'{hint}; registered: {names}")
+        for key, hint in unknown_params(m, cfg["methods"][m] or {}):
+            raise UserError(f"{source}: at 'methods.{m}.{key}': unknown hyperparameter of '{m}'{hint}")
     space = cfg["search_space"]
     n, block = space["n"], space.get("block")
     if block is not None and n % block:

@@ -155,20 +155,11 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def method_params(method: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Budget defaults filled in; keys the method does not know are an error (typos otherwise do nothing).
+    """Budget defaults filled in; keys the method does not know are an error (typos otherwise do nothing)."""
+    from .methods import unknown_params
 
-    Known keys are the method module's DEFAULTS (where it has one) plus the budget keys.
-    """
-    defaults = getattr(sys.modules[type(method).__module__], "DEFAULTS", None)
-    if isinstance(defaults, dict):
-        known = sorted({*defaults, "epochs", "batch_size"})
-        for key in params:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise UserError(
-                    f"method.{key} (--set/--spec): unknown hyperparameter of '{name}'{hint}; known: {known}"
-                )
+    for key, hint in unknown_params(name, params):
+        raise UserError(f"method.{key} (--set/--spec): unknown hyperparameter of '{name}'{hint}")
     return {"epochs": DEFAULT_EPOCHS, "batch_size": DEFAULT_BATCH_SIZE, **params}
 
 

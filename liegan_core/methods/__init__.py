@@ -68,4 +68,27 @@ def get_method(name: str) -> Any:
     return METHODS[name]()
 
 
-__all__ = ["register", "get_method", "available", "Budget", "Discovery", "Method", "RunContext", "SearchSpace", "METHODS"]
+def unknown_params(name: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, hint) for each hyperparameter the method `name` does not know.
+
+    Known keys are the method module's DEFAULTS plus the budget keys `epochs` and `batch_size`;
+    a method without a DEFAULTS dict accepts anything. Typos would otherwise change nothing.
+    """
+    import sys
+    from difflib import get_close_matches
+
+    method = get_method(name)
+    defaults = getattr(sys.modules[type(method).__module__], "DEFAULTS", None)
+    if not isinstance(defaults, dict):
+        return []
+    known = sorted({*defaults, "epochs", "batch_size"})
+    out = []
+    for key in params:
+        if key not in known:
+            close = get_close_matches(key, known, n=1)
+            out.append((key, (f" (did you mean '{close[0]}'?)" if close else "") + f"; known: {known}"))
+    return out
+
+
+__all__ = ["register", "get_method", "available", "Budget", "Discovery", "Method", "RunContext", "SearchSpace", "METHODS",
+           "unknown_params"]
