@@ -14,7 +14,10 @@ validate(config, "liegan_core/schemas/profile.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/discover.smk"
+include: "workflow/rules/downstream.smk"
+include: "workflow/rules/jets.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/perf.smk"
 
 
 rule all:

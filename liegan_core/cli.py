@@ -167,8 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data-dir", default=None, help="folder of task datasets (for ground-truth heatmaps)")
     a.set_defaults(func=cmd_aggregate)
 
+    from .downstream import add_parser as add_downstream_parser
+    from .downstream_jets import add_parser as add_jets_parser
     from .report.compare import add_parser as add_compare_parser
 
+    add_downstream_parser(sub)
+    add_jets_parser(sub)
     add_compare_parser(sub)
 
     v = sub.add_parser("validate", help="validate a profile and every task it names")

@@ -54,7 +54,7 @@ def _expm_series_coef(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """[terms, 3] Taylor coefficients in delta of C = cosh(sqrt delta), S = sinh(sqrt delta)/sqrt delta, dS/ddelta."""
     key = (dtype, device)
     if key not in _EXPM_SERIES_COEF:
-        k = torch.arange(_EXPM_SERIES_TERMS, dtype=torch.float64)
+        k = torch.arange(_EXPM_SERIES_TERMS, dtype=torch.float64, device="cpu")
         inv_fact = lambda n: torch.exp(-torch.lgamma(n + 1))  # noqa: E731
         coef = torch.stack([inv_fact(2 * k), inv_fact(2 * k + 1), (k + 1) * inv_fact(2 * k + 3)], 1)
         _EXPM_SERIES_COEF[key] = coef.to(dtype=dtype, device=device)

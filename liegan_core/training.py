@@ -17,12 +17,61 @@ class NumericalError(RuntimeError):
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' picks CUDA when available; 'cuda' without a GPU is an error, not a silent fallback."""
+    """'auto' picks CUDA when available; 'cuda' without a GPU is an error, not a silent fallback.
+
+    A bare 'cuda' (or 'auto' on a GPU machine) becomes one GPU per process, see `gpu_index`; an
+    explicit 'cuda:N' is used as given.
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but no CUDA GPU is available (use 'auto' or 'cpu')")
+    if device == "cuda":
+        return torch.device("cuda", gpu_index())
     return torch.device(device)
+
+
+_GPU_CLAIM: tuple[Any, int] | None = None  # (open lock file, index): held until the process exits
+
+
+def gpu_index() -> int:
+    """The visible GPU this process trains on, so concurrent jobs on one machine use different GPUs.
+
+    LIEGAN_GPU_ID if set; else 0 when one GPU is visible (SLURM's --gpus=1 / --gres=gpu:1 sets
+    CUDA_VISIBLE_DEVICES to the job's own GPU); else the first GPU that no other liegan process
+    holds, claimed with an exclusive lock on `liegan-gpu<id>.lock` in LIEGAN_GPU_LOCK_DIR (default:
+    the temp folder) until this process exits; else, all GPUs taken, one chosen by process id.
+    """
+    global _GPU_CLAIM
+    count = torch.cuda.device_count()
+    if os.environ.get("LIEGAN_GPU_ID", "").strip():
+        index = int(os.environ["LIEGAN_GPU_ID"])
+        if not 0 <= index < count:
+            raise RuntimeError(f"LIEGAN_GPU_ID={index}, but {count} GPU(s) are visible")
+        return index
+    if count <= 1:
+        return 0
+    if _GPU_CLAIM is not None:
+        return _GPU_CLAIM[1]
+    import fcntl
+    import tempfile
+
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    lock_dir = Path(os.environ.get("LIEGAN_GPU_LOCK_DIR") or tempfile.gettempdir())
+    for index in range(count):
+        physical = visible[index] if index < len(visible) else str(index)
+        try:
+            lock = open(lock_dir / f"liegan-gpu{physical}.lock", "a")
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        _GPU_CLAIM = (lock, index)
+        return index
+    return os.getpid() % count
 
 
 def seed_everything(seed: int) -> torch.Generator:

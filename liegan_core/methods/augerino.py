@@ -4,8 +4,9 @@ A learned augmentation g = exp(sum_i w_i L_i), with the same Lie algebra generat
 (group.LieGenerator: the search space's blocks, mask and coefficient law), is trained jointly
 with a predictor on the task "predict g.y from g.x": MSE for vector or scalar y (a scalar y is
 left unchanged by g), cross-entropy for a class label. Augerino's width term, which rewards
-larger augmentations, is replaced by LieGAN's identity avoidance lambda * |cos(g.x, x)| (plus
-LieGAN's channel orthogonality eta * sum_{i<j} |cos(L_i, L_j)| when c > 1). One Adam optimiser
+larger augmentations, is replaced by LieGAN's identity avoidance lambda * |mean cos(g.x, x)|
+(group.identity_regulariser) plus LieGAN's channel orthogonality eta * sum_{i<j} |cos(L_i, L_j)|
+(which vanishes for c = 1). One Adam optimiser
 over predictor and generator, one coefficient draw per sample per step. Gradients of the task
 loss flow into the generator, so it is pushed towards transformations under which the task
 stays predictable.

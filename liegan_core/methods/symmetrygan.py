@@ -15,11 +15,11 @@ singular matrix, and no rotation is built in.
 
 Defaults: the LieGAN paper's comparison ran SymmetryGAN through LieGAN's own training script
 (published command `main_lagan.py --g_init 2*2_factorization --lamda 1 --num_epochs 100 --model
-sgan`), so the learning rates and Adam betas are LieGAN's (generator 1e-3, discriminator 2e-4,
-betas (0.5, 0.999)). `lambda_identity` adds LieGAN's |cos(M x, x)| term; Desai et al.'s loss has
-none, so the default is 0; two_body.yaml sets 1.0 as in that published command, which is what
-drives the learned element towards a 90-degree rotation (|cos(Rx, x)| = |cos angle| is smallest
-there).
+sgan`), so the learning rates and Adam betas are LieGAN's (generator 1e-3 with betas (0.5, 0.999),
+discriminator 2e-4 with betas (0.9, 0.999)). `lambda_identity` adds LieGAN's identity avoidance
+(group.identity_regulariser, |mean cos(M x, x)|); Desai et al.'s loss has none,
+so the default is 0; two_body.yaml sets 1.0 as in that published command, which is what drives
+the learned element towards a 90-degree rotation (cos(Rx, x) = cos(angle) vanishes there).
 
 Report in generator format: for each channel the principal matrix logarithm
 L = scipy.linalg.logm(M) is taken and its real part kept (exp(L) = M when L is real, so L is the
@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_generator": 1e-3,
     "lr_discriminator": 2e-4,
     "betas_generator": [0.5, 0.999],
-    "betas_discriminator": [0.5, 0.999],
+    "betas_discriminator": [0.9, 0.999],
     "lambda_identity": 0.0,
     "discriminator_hidden": [512, 512],
     "embedding_dim": 32,

@@ -65,4 +65,11 @@ def all_targets() -> list[str]:
     from liegan_core.report.aggregate import figures_for, other_outputs, table_views
 
     tasks = {t: list(c["methods"]) for t, c in TASKS.items()}
-    return [*table_views(RESULTS).values(), *(f.png for f in figures_for(RESULTS, tasks)), *other_outputs(RESULTS, tasks)]
+    return [
+        *table_views(RESULTS).values(),
+        *(f.png for f in figures_for(RESULTS, tasks)),
+        *other_outputs(RESULTS, tasks),
+        *downstream_targets(),
+        *jets_downstream_targets(),
+        f"{RESULTS}/perf/jobs.csv",
+    ]

@@ -1,0 +1,52 @@
+"""Several seeds of LieGAN trained as one batched ensemble in one process.
+
+`fit_seeds(data, space, budget, seeds, params, ctx)` trains one LieGAN per seed with all
+parameters stacked along a leading seed axis [S, ...]: each discriminator layer is one
+torch.baddbmm over the seeds, the group elements of all seeds are one batch of matrix
+exponentials, and Adam (elementwise) updates the stacked tensors. It is the same code as a
+single run (`liegan.train_liegan` with one seed), so the science is the same by construction:
+
+* seed k is initialised exactly as a single run with seed k would be;
+* its data order and coefficients come from its own generator (`seed + 1_000_003`, as
+  `training.seed_everything`), drawn on the CPU once per epoch, so they do not depend on the
+  other seeds, on the ensemble's size or on the device;
+* every loss term is computed per seed and the seeds' losses are summed before the backward
+  pass, so each seed's gradient is exactly its own (d(sum)/d(loss_k) = 1).
+
+What can differ from a single run is floating-point rounding where a kernel's result depends on
+the batch shape (a batched matrix product may block its loops differently from a single one);
+tests/test_perf_paths.py measures whether a seed's result in an ensemble is bit-identical to its
+single run.
+
+Not a registered method: the runner calls `fit_seeds` when a profile asks for `ensemble: true`.
+A checkpoint (ctx.workdir/checkpoint.pt) holds the whole ensemble and is resumed only for the
+same list of seeds. A non-finite quantity in any seed stops the whole ensemble with a message
+naming the seed; rerun that seed alone to investigate.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..data.dataset import Dataset
+from .base import Budget, Discovery, RunContext, SearchSpace
+from .liegan import LieGAN, train_liegan
+
+
+def fit_seeds(
+    data: Dataset,
+    space: SearchSpace,
+    budget: Budget,
+    seeds: Sequence[int],
+    params: dict[str, Any],
+    ctx: RunContext,
+) -> list[Discovery]:
+    """Train LieGAN once per seed, all seeds batched in this process; Discoveries in the order of `seeds`.
+
+    Each Discovery is what `LieGAN().fit(data, space, budget, seed, params, ctx)` returns for
+    that seed (its log's `seconds` is the wall time of the ensemble's epoch, shared by all seeds).
+    Raises ValueError for an empty or repeated seed list, SystemExit-free: the caller decides.
+    """
+    reason = LieGAN().skip(data, space)
+    if reason:
+        raise ValueError(f"LieGAN cannot run on this data: {reason}")
+    return train_liegan(data, space, budget, list(seeds), params, ctx)
