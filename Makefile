@@ -7,7 +7,7 @@ PROFILE ?= quick
 CORES ?= 2
 EXTRAS ?= test,digits,jets
 
-.PHONY: reproduce test bench compare venv clean-results
+.PHONY: reproduce test test-all bench compare venv clean-results
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,10 @@ compare: venv
 	$(BIN)/liegan compare --reference results/reference/$(PROFILE) --results results
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
+
+test-all: venv
+	$(BIN)/python -m pytest -q -m "not slurm"
 
 bench: venv
 	$(BIN)/python benchmarks/perf/run.py

@@ -123,7 +123,7 @@ def test_gan_step_equals_autograd_of_the_published_two_steps(kind, hidden):
     x = torch.randn(s, b, 2, 4, dtype=torch.float64)
     gx = torch.randn(s, b, 2, 4, dtype=torch.float64)
     if kind == "vector":
-        rep, y, gy = {"type": "vector", "n": 4}, torch.randn(s, b, 1, 4, dtype=torch.float64), None
+        rep, y = {"type": "vector", "n": 4}, torch.randn(s, b, 1, 4, dtype=torch.float64)
         gy = torch.randn(s, b, 1, 4, dtype=torch.float64)
     elif kind == "scalar":
         rep, y = {"type": "scalar"}, torch.randn(s, b, 3, dtype=torch.float64)

@@ -97,9 +97,7 @@ rule downstream:
         model="|".join(MODELS),
         symmetry=r"[a-z][a-z0-9_]*",
         seed=r"\d+",
-    # One thread, two jobs side by side: these models are too small for intra-op threads (a quick augment
-    # job took 31 s wall with 1 thread and 259 s with 2 on the shared 2-core machine).
-    threads: 1
+    threads: THREADS
     shell:
         "{LIEGAN:q} downstream --config {input.cfg:q} --model {wildcards.model} --symmetry {wildcards.symmetry} "
         "--seed {wildcards.seed} --data {input.data:q} {params.generators} --out {params.outdir:q} "
