@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= quick
 CORES ?= 2
-EXTRAS ?= test,digits,jets
+EXTRAS ?= test,digits,jets,slurm
 
 .PHONY: reproduce test test-all bench compare venv clean-results
 

@@ -389,18 +389,26 @@ def summary_markdown(df, ceiling: dict[int, float]) -> str:
     lines += [f"Ceiling (float32 matrix product): " + ", ".join(f"{v:.0f} GFLOP/s at {t} thread(s)"
                                                                 for t, v in sorted(ceiling.items())), ""]
     cols = ["section", "method", "seeds", "threads", "batch_size", "rows", "channels", "n"]
-    wide = df[df.section.isin(["methods", "ensemble"])].pivot_table(index=cols, columns="metric", values="value",
-                                                                      aggfunc="first").reset_index()
+    sub = df[df.section.isin(["methods", "ensemble"])]
+    wide = sub.pivot_table(index=cols, columns="metric", values="value", aggfunc="first").reset_index()
+    load = sub.groupby(cols)["load_1min"].first().reset_index() if "load_1min" in sub else None
+    if load is not None:
+        wide = wide.merge(load, on=cols, how="left")
     if not wide.empty:
-        lines += ["| section | method | seeds | threads | s/epoch | s/epoch/seed | pairs/s | GFLOP/s | of ceiling | peak MB |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| section | method | seeds | threads | s/epoch | s/epoch/seed | CPU s/epoch/seed | pairs/s | GFLOP/s | "
+                  "of ceiling | peak MB | load |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for _, r in wide.iterrows():
-            lines.append(f"| {r.section} | {r.method} | {r.seeds} | {r.threads} | {r.seconds_per_epoch:.3f} | "
-                         f"{r.seconds_per_epoch_per_seed:.3f} | {r.samples_per_second:.0f} | {r.gflop_per_s:.0f} | "
-                         f"{100 * r.fraction_of_ceiling:.0f}% | {r.peak_rss_mb:.0f} |")
+            lines.append(f"| {r.section} | {r.method} | {int(r.seeds)} | {int(r.threads)} | {r.seconds_per_epoch:.3f} | "
+                         f"{r.seconds_per_epoch_per_seed:.3f} | {r.cpu_seconds_per_epoch_per_seed:.3f} | "
+                         f"{r.samples_per_second:.0f} | {r.gflop_per_s:.0f} | {100 * r.fraction_of_ceiling:.0f}% | "
+                         f"{r.peak_rss_mb:.0f} | {r.get('load_1min', float('nan')):.1f} |")
         lines.append("")
         lines.append("GFLOP/s counts the FLOPs each implementation executes (liegan_core.report.perf.flops_per_step); "
-                     "the reference executes the published procedure's count.")
+                     "the reference executes the published procedure's count. CPU s: user + system time of the "
+                     "measuring process (less sensitive than wall time to other work on the machine); load: the "
+                     "1-minute load average when the point finished (above the number of cores, wall times are "
+                     "inflated by other processes).")
         lines.append("")
         ref = wide[(wide.method == "reference")]
         new = wide[(wide.method == "liegan") & (wide.seeds == 1)]
@@ -408,14 +416,14 @@ def summary_markdown(df, ceiling: dict[int, float]) -> str:
             r0 = ref.iloc[0]
             n0 = new[new.threads == r0.threads]
             if len(n0):
-                lines.append(f"Speed-up of one seed over the reference loop at {r0.threads} thread(s): "
+                lines.append(f"Speed-up of one seed over the reference loop at {int(r0.threads)} thread(s): "
                              f"{r0.seconds_per_epoch / n0.iloc[0].seconds_per_epoch:.2f}x.")
         best = wide[wide.method == "liegan"].sort_values("seconds_per_epoch_per_seed").head(1)
         if len(best):
             b = best.iloc[0]
             ok = b.seconds_per_epoch_per_seed < TARGET_SECONDS_PER_EPOCH
             lines.append(f"Best LieGAN time per epoch per seed: {b.seconds_per_epoch_per_seed:.3f} s "
-                         f"({b.seeds} seed(s), {b.threads} thread(s)); target < {TARGET_SECONDS_PER_EPOCH} s: "
+                         f"({int(b.seeds)} seed(s), {int(b.threads)} thread(s)); target < {TARGET_SECONDS_PER_EPOCH} s: "
                          f"{'met' if ok else 'NOT met'} on this run.")
         peak = df[df.metric == "peak_rss_mb"].value.max()
         if np.isfinite(peak):

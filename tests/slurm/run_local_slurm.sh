@@ -180,7 +180,8 @@ done
 log "SLURM up: $(sinfo -h -o '%P %D %c CPUs %m MB %t')"
 
 # --- the two runs -------------------------------------------------------------------------------
-# tiny profile, LieGAN only: task_config, generate, discover x 2 seeds, aggregate (+ local `all`)
+# The tiny profile, LieGAN only and without the downstream runs (they would add 14 jobs and
+# minutes): task_config, generate, discover x 2 seeds, aggregate (+ `all`, run locally).
 for run in local slurm; do
     mkdir -p "$WORK/$run"
     "$PY" - "$ROOT" "$WORK/$run/profile.yaml" <<'EOF'
@@ -188,6 +189,8 @@ import sys, yaml
 root, out = sys.argv[1:]
 prof = yaml.safe_load(open(f"{root}/benchmarks/profiles/tiny.yaml"))
 prof.update(benchmarks_dir=f"{root}/benchmarks", methods=["liegan"])
+for task in prof["tasks"]:
+    prof["overrides"].setdefault(task, {})["downstream"] = {"models": None}
 yaml.safe_dump(prof, open(out, "w"))
 EOF
 done
@@ -225,6 +228,7 @@ SUBMITTED=$(grep -c "has been submitted with SLURM jobid" "$WORK/slurm.out" || t
 STATES=$(sed -n 's/.* JobState=\([A-Z_]*\) .*/\1/p' "$LOGS/jobcomp.log" | sort | uniq -c | tr -s ' ' | paste -sd, -)
 log "SLURM jobs submitted: $SUBMITTED; final states: $STATES"
 [[ $SUBMITTED -ge 3 ]] || die "only $SUBMITTED jobs went through sbatch"
+[[ $SUBMITTED -le 8 ]] || log "note: $SUBMITTED jobs, more than the 6 this test expects (has the workflow grown?)"
 [[ $STATES == " $SUBMITTED COMPLETED" ]] || die "not every SLURM job COMPLETED: $STATES"
 if grep -q "Trying to restart job" "$WORK/slurm.out"; then
     grep -B2 -A8 "Error in rule\|failed, SLURM status" "$WORK/slurm.out" >&2 || true
