@@ -90,6 +90,20 @@ def set_threads(threads: int | None = None) -> None:
         torch.set_num_threads(n)
 
 
+def data_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """A dataset's x (float32) and y (int64 labels or float32) on `device`, and whether y is a label."""
+    label = data.y_rep["type"] == "label"
+    x = torch.as_tensor(data.x, dtype=torch.float32, device=device)
+    y = torch.as_tensor(data.y, dtype=torch.long if label else torch.float32, device=device)
+    return x, y, label
+
+
+def vector_inputs_only(data: Any, method: str) -> str | None:
+    """A method's skip reason when x is not a vector representation (the common restriction)."""
+    kind = data.x_rep["type"]
+    return None if kind == "vector" else f"x representation '{kind}' is not supported by this {method} implementation"
+
+
 def check_finite(name: str, value: torch.Tensor, epoch: int, step: int, generator_norm: float) -> None:
     """Stop with a message naming the quantity, epoch, step and generator norm on NaN/inf."""
     if not bool(torch.isfinite(value).all()):

@@ -28,7 +28,16 @@ import torch.nn.functional as F
 from ..data.dataset import Dataset
 from ..group import LieGenerator, identity_regulariser, orthogonality_regulariser
 from ..nets import flat_dim, mlp
-from ..training import Checkpointer, Progress, batches, check_finite, resolve_device, seed_everything
+from ..training import (
+    Checkpointer,
+    Progress,
+    batches,
+    check_finite,
+    data_tensors,
+    resolve_device,
+    seed_everything,
+    vector_inputs_only,
+)
 from . import register
 from .base import Budget, Discovery, RunContext, SearchSpace
 
@@ -48,8 +57,9 @@ class Augerino:
     name = "augerino"
 
     def skip(self, data: Dataset, space: SearchSpace) -> str | None:
-        if data.x_rep["type"] != "vector":
-            return f"x representation '{data.x_rep['type']}' is not supported by this Augerino+ implementation"
+        reason = vector_inputs_only(data, "Augerino+")
+        if reason:
+            return reason
         return None
 
     def fit(
@@ -64,9 +74,7 @@ class Augerino:
         hp = {**DEFAULTS, **params}
         device = resolve_device(ctx.device)
         gen = seed_everything(seed)
-        x_all = torch.as_tensor(data.x, dtype=torch.float32, device=device)
-        label = data.y_rep["type"] == "label"
-        y_all = torch.as_tensor(data.y, dtype=torch.long if label else torch.float32, device=device)
+        x_all, y_all, label = data_tensors(data, device)
         out_dim = int(data.y_rep["classes"]) if label else flat_dim(y_all.shape[1:])
         generator = LieGenerator(space, init_scale=float(hp["init_scale"])).to(device)
         predictor = mlp([flat_dim(x_all.shape[1:]), *hp["predictor_hidden"], out_dim]).to(device)

@@ -45,10 +45,12 @@ from ..nets import PairDiscriminator
 from ..training import (
     Progress,
     check_finite,
+    data_tensors,
     load_checkpoint,
     resolve_device,
     save_checkpoint,
     seed_everything,
+    vector_inputs_only,
 )
 from . import register
 from .base import Budget, Discovery, RunContext, SearchSpace
@@ -281,9 +283,7 @@ def train_liegan(
     gens: list[torch.Generator] = []
     lie_gens: list[LieGenerator] = []
     discs: list[PairDiscriminator] = []
-    x_all = torch.as_tensor(data.x, dtype=torch.float32, device=device)
-    label = data.y_rep["type"] == "label"
-    y_all = torch.as_tensor(data.y, dtype=torch.long if label else torch.float32, device=device)
+    x_all, y_all, label = data_tensors(data, device)
     with torch.device("cpu"):  # initialise on the CPU: a seed starts from the same weights on every device
         for seed in seeds:
             gens.append(seed_everything(seed))
@@ -489,8 +489,9 @@ class LieGAN:
     name = "liegan"
 
     def skip(self, data: Dataset, space: SearchSpace) -> str | None:
-        if data.x_rep["type"] != "vector":
-            return f"x representation '{data.x_rep['type']}' is not supported by this LieGAN implementation"
+        reason = vector_inputs_only(data, "LieGAN")
+        if reason:
+            return reason
         return None
 
     def fit(

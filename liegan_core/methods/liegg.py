@@ -37,7 +37,16 @@ from torch import nn
 
 from ..data.dataset import Dataset
 from ..nets import flat_dim, mlp
-from ..training import Checkpointer, NumericalError, Progress, batches, resolve_device, seed_everything
+from ..training import (
+    Checkpointer,
+    NumericalError,
+    Progress,
+    batches,
+    data_tensors,
+    resolve_device,
+    seed_everything,
+    vector_inputs_only,
+)
 from . import register
 from .base import Budget, Discovery, RunContext, SearchSpace
 
@@ -82,8 +91,9 @@ class LieGG:
     name = "liegg"
 
     def skip(self, data: Dataset, space: SearchSpace) -> str | None:
-        if data.x_rep["type"] != "vector":
-            return f"x representation '{data.x_rep['type']}' is not supported by this LieGG implementation"
+        reason = vector_inputs_only(data, "LieGG")
+        if reason:
+            return reason
         if data.y_rep["type"] == "grid":
             return "y representation 'grid' is not supported by this LieGG implementation"
         return None
@@ -100,9 +110,7 @@ class LieGG:
         hp = {**DEFAULTS, **params}
         device = resolve_device(ctx.device)
         gen = seed_everything(seed)
-        x_all = torch.as_tensor(data.x, dtype=torch.float32, device=device)
-        label = data.y_rep["type"] == "label"
-        y_all = torch.as_tensor(data.y, dtype=torch.long if label else torch.float32, device=device)
+        x_all, y_all, label = data_tensors(data, device)
         out_dim = int(data.y_rep["classes"]) if label else flat_dim(y_all.shape[1:])
         model = mlp([flat_dim(x_all.shape[1:]), *hp["predictor_hidden"], out_dim], nn.SiLU).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=float(hp["lr"]))

@@ -47,7 +47,16 @@ from torch import nn
 from ..data.dataset import Dataset
 from ..group import act_blocks, identity_regulariser
 from ..nets import PairDiscriminator
-from ..training import Checkpointer, Progress, batches, check_finite, resolve_device, seed_everything
+from ..training import (
+    Checkpointer,
+    Progress,
+    batches,
+    check_finite,
+    data_tensors,
+    resolve_device,
+    seed_everything,
+    vector_inputs_only,
+)
 from . import register
 from .base import Budget, Discovery, RunContext, SearchSpace
 
@@ -119,8 +128,9 @@ class SymmetryGAN:
     name = "symmetrygan"
 
     def skip(self, data: Dataset, space: SearchSpace) -> str | None:
-        if data.x_rep["type"] != "vector":
-            return f"x representation '{data.x_rep['type']}' is not supported by this SymmetryGAN implementation"
+        reason = vector_inputs_only(data, "SymmetryGAN")
+        if reason:
+            return reason
         return None
 
     def fit(
@@ -135,9 +145,7 @@ class SymmetryGAN:
         hp = {**DEFAULTS, **params}
         device = resolve_device(ctx.device)
         gen = seed_everything(seed)
-        x_all = torch.as_tensor(data.x, dtype=torch.float32, device=device)
-        label = data.y_rep["type"] == "label"
-        y_all = torch.as_tensor(data.y, dtype=torch.long if label else torch.float32, device=device)
+        x_all, y_all, label = data_tensors(data, device)
         c = space.channels
         elements = LinearElements(space, float(hp["init_scale"])).to(device)
         discs = nn.ModuleList(
