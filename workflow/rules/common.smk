@@ -7,6 +7,14 @@ import sys
 from liegan_core.config import resolve_task
 
 RESULTS = config.get("results_dir", "results")
+
+
+wildcard_constraints:
+    task=r"[a-z][a-z0-9_]*",
+    method=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+
+
 CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "benchmarks/profiles/quick.yaml"
 TASKS = {task: resolve_task(config, task, CONFIG_SOURCE) for task in config["tasks"]}
 RUN_SETTINGS = {k: config.get(k) for k in ("device", "checkpoint_every", "profile")}
