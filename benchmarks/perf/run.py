@@ -307,10 +307,10 @@ class Runner:
                     self.record_train("ensemble", cfg, res)
 
     def section_processes(self) -> None:
-        """4 seeds, 1 thread per process, --threads processes side by side: ensembles or single seeds."""
+        """4 seeds, 1 thread per process, --processes processes side by side: ensembles or single seeds."""
         params = getattr(self, "liegan_params", {})
         seeds = list(range(4))
-        procs = self.args.threads
+        procs = self.args.processes
         layouts = {"ensemble per process": [seeds[i::procs] for i in range(procs)],
                    "one seed per process": [[s] for s in seeds]}
         for name, groups in layouts.items():
@@ -394,6 +394,9 @@ def summary_markdown(df, ceiling: dict[int, float]) -> str:
     load = sub.groupby(cols)["load_1min"].first().reset_index() if "load_1min" in sub else None
     if load is not None:
         wide = wide.merge(load, on=cols, how="left")
+    order = {"reference": 0, "liegan": 1}
+    wide = wide.assign(_s=wide.section.map({"methods": 0, "ensemble": 1}), _m=wide.method.map(order).fillna(2))
+    wide = wide.sort_values(["_s", "_m", "method", "seeds", "threads"]).drop(columns=["_s", "_m"])
     if not wide.empty:
         lines += ["| section | method | seeds | threads | s/epoch | s/epoch/seed | CPU s/epoch/seed | pairs/s | GFLOP/s | "
                   "of ceiling | peak MB | load |",
@@ -434,7 +437,8 @@ def summary_markdown(df, ceiling: dict[int, float]) -> str:
     if not proc.empty:
         lines += ["## Several seeds on the cores", ""]
         for _, r in proc[proc.metric == "seconds_per_epoch_per_seed"].iterrows():
-            lines.append(f"- {r.layout}: {r.processes} processes at a time, 1 thread each: {r.value:.3f} s/epoch/seed")
+            lines.append(f"- {r.layout}: {int(r.processes)} processes at a time, 1 thread each, {int(r.seeds)} seeds: "
+                         f"{r.value:.3f} s/epoch/seed (load {r.load_1min:.1f})")
         lines.append("")
     for section, key, label in (("size", "rows", "training pairs"), ("channels", "channels", "channels c"),
                                 ("dimension", "n", "data dimension n (full n x n search space)"),
@@ -445,7 +449,7 @@ def summary_markdown(df, ceiling: dict[int, float]) -> str:
         lines += [f"## Seconds per epoch vs {label}", "", f"| {key} | s/epoch | pairs/s |", "|---|---|---|"]
         sps = _metric(df, section, "samples_per_second").set_index(key)["value"]
         for _, r in sub.sort_values(key).iterrows():
-            lines.append(f"| {r[key]} | {r.value:.3f} | {sps.get(r[key], float('nan')):.0f} |")
+            lines.append(f"| {int(r[key])} | {r.value:.3f} | {sps.get(r[key], float('nan')):.0f} |")
         if section == "size" and len(sub) >= 2:
             slope = np.polyfit(np.log(sub["rows"].astype(float)), np.log(sub["value"].astype(float)), 1)[0]
             lines.append("")
@@ -455,6 +459,15 @@ def summary_markdown(df, ceiling: dict[int, float]) -> str:
             lines.append("Measured on a subset and scaled to the full data set's number of steps.")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _value_ticks(ax, values) -> None:
+    """Ticks at the measured values, written plainly (no 3x10^0 minor labels on log axes)."""
+    from matplotlib.ticker import NullFormatter
+
+    ticks = sorted({int(v) for v in values})
+    ax.set_xticks(ticks, labels=[str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def figure(df, out: Path) -> None:
@@ -470,10 +483,11 @@ def figure(df, out: Path) -> None:
     sub = _metric(df, "ensemble", "seconds_per_epoch_per_seed")
     if not sub.empty:
         sns.lineplot(data=sub, x="seeds", y="value", hue="threads", marker="o", ax=ax, palette="deep")
-        ax.axhline(TARGET_SECONDS_PER_EPOCH, ls="--", c="k", lw=0.8, label="target")
+        ax.axhline(TARGET_SECONDS_PER_EPOCH, ls="--", c="k", lw=0.8, label=f"target {TARGET_SECONDS_PER_EPOCH} s")
+        ax.legend(title="threads")
         ax.set(xscale="log", xlabel="seeds batched in one process (S)", ylabel="s / epoch / seed",
-               title="Ensemble of seeds")
-        ax.set_xticks(sorted(sub.seeds.unique()), labels=[str(s) for s in sorted(sub.seeds.unique())])
+               title="Ensemble of seeds", ylim=(0, None))
+        _value_ticks(ax, sub.seeds)
     ax = axes[0, 1]
     sub = _metric(df, "methods", "seconds_per_epoch")
     if not sub.empty:
@@ -485,7 +499,7 @@ def figure(df, out: Path) -> None:
                 ax.text(i, sub.value.iloc[i], f"{100 * f:.0f}%", ha="center", va="bottom", fontsize=8)
         ax.set(ylabel="s / epoch", xlabel="", title="Methods (label: share of matmul ceiling)")
         ax.tick_params(axis="x", rotation=20)
-    for ax, section, key, title, logx in ((axes[0, 2], "size", "rows", "vs data set size", True),
+    for ax, section, key, title, logx in ((axes[0, 2], "size", "rows", "vs data set size", False),
                                           (axes[1, 0], "channels", "channels", "vs channels c", False),
                                           (axes[1, 1], "dimension", "n", "vs data dimension n", False),
                                           (axes[1, 2], "batch", "batch_size", "vs batch size", True)):
@@ -497,16 +511,23 @@ def figure(df, out: Path) -> None:
         sns.lineplot(data=sub, x=key, y="value", marker="o", ax=ax)
         if section == "size":
             x0, y0 = float(sub[key].iloc[-1]), float(sub.value.iloc[-1])
-            ax.plot(sub[key], y0 * sub[key] / x0, ls=":", c="gray", label="linear")
+            ax.plot(sub[key], y0 * sub[key] / x0, ls=":", c="gray", label="proportional to size")
             ax.legend()
-            ax.set(yscale="log")
         if logx:
             ax.set(xscale="log")
-        ax.set(ylabel="s / epoch", title=f"LieGAN, one seed, {title}")
+            _value_ticks(ax, sub[key])
+        ax.set(ylabel="s / epoch", title=f"LieGAN, one seed, {title}", ylim=(0, None))
     fig.tight_layout()
     for ext in ("png", "pdf"):
         fig.savefig(out / f"perf.{ext}", dpi=150)
     plt.close(fig)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -516,6 +537,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Snakemake benchmark TSVs to aggregate into jobs.csv (skipped when absent)")
     p.add_argument("--task", default="two_body", help="benchmark YAML in benchmarks/ (default two_body)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads (default 2)")
+    p.add_argument("--processes", type=int, default=_cpus(),
+                   help="processes side by side in the 'processes' section (default: the CPUs available)")
     p.add_argument("--methods", nargs="*", default=None,
                    help="methods besides liegan and the reference loop (default: symmetrygan augerino liegg)")
     p.add_argument("--full", action="store_true", help="fuller sweeps, 3 repeats per point, 3 epochs")
