@@ -104,6 +104,27 @@ def vector_inputs_only(data: Any, method: str) -> str | None:
     return None if kind == "vector" else f"x representation '{kind}' is not supported by this {method} implementation"
 
 
+def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
+    """Ask glibc's malloc to keep freed blocks up to `limit_bytes` in the process (Linux only).
+
+    A training step allocates and frees large tensors (activations and gradients, MBs each); by
+    default glibc returns such blocks to the operating system and the next step faults the pages
+    back in (about a thousand page faults per step for an 8-seed LieGAN ensemble, a few percent of
+    its time). Raising the mmap and trim thresholds keeps them for reuse; the process's resident
+    memory then stays at its peak until it exits. Returns whether the setting was applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        return bool(libc.mallopt(m_mmap_threshold, limit_bytes)) and bool(libc.mallopt(m_trim_threshold, limit_bytes))
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+        return False
+
+
 def check_finite(name: str, value: torch.Tensor, epoch: int, step: int, generator_norm: float) -> None:
     """Stop with a message naming the quantity, epoch, step and generator norm on NaN/inf."""
     if not bool(torch.isfinite(value).all()):

@@ -46,6 +46,7 @@ from ..training import (
     Progress,
     check_finite,
     data_tensors,
+    keep_freed_memory,
     load_checkpoint,
     resolve_device,
     save_checkpoint,
@@ -218,17 +219,19 @@ class StackedDiscriminator(nn.Module):
         grads_b[-1] = dlog_d.sum(1).reshape(-1, 1, 1)
         jac = w_out.expand(-1, inp.shape[1], -1)  # d logit / d h_last, per row
         d_input_fake = None
+        row_d = dlog_d.unsqueeze(1)  # [S, 1, 2B]
         for i in range(n_layers - 2, -1, -1):
             jac = torch.ops.aten.leaky_relu_backward(jac, hs[i + 1], self.slope, True)  # d logit / d pre-activation
-            delta = jac * dlog_d.unsqueeze(2)
-            grads_w[i] = torch.bmm(hs[i].transpose(1, 2), delta)
-            grads_b[i] = delta.sum(1, keepdim=True)
+            # weight gradient h^T diag(dlog_d) jac: the row scaling goes on the layer's input (16 wide
+            # for the first layer instead of 512), the bias gradient is dlog_d^T jac
+            grads_w[i] = torch.bmm((hs[i] * dlog_d.unsqueeze(2)).transpose(1, 2), jac)
+            grads_b[i] = torch.bmm(row_d, jac)
             if i > 0:
                 jac = torch.bmm(jac, weights[i].transpose(1, 2))
             else:
-                d_input_fake = torch.bmm(jac[:, b:] * dlog_g.unsqueeze(2), weights[0].transpose(1, 2))
+                d_input_fake = torch.bmm(jac[:, b:], weights[0].transpose(1, 2)) * dlog_g.unsqueeze(2)
                 if self.label:
-                    d_input = torch.bmm(delta, weights[0].transpose(1, 2))
+                    d_input = torch.bmm(jac, weights[0].transpose(1, 2)) * dlog_d.unsqueeze(2)
         if d_input_fake is None:  # no hidden layer: the logit is linear in the input
             d_input_fake = w_out * dlog_g.unsqueeze(2)
             d_input = w_out * dlog_d.unsqueeze(2)
@@ -279,6 +282,8 @@ def train_liegan(
         raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
     hp = {**DEFAULTS, **params}
     device = resolve_device(ctx.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     S = len(seeds)
     gens: list[torch.Generator] = []
     lie_gens: list[LieGenerator] = []
