@@ -48,6 +48,18 @@ def _task_config(args: argparse.Namespace) -> dict[str, Any]:
     return load_run_config(args.profile, args.task)
 
 
+def _run_context(args: argparse.Namespace, cfg: dict[str, Any]) -> Any:
+    """How a training step runs: --device over the profile's device, progress, checkpoint period."""
+    from .methods import RunContext
+
+    prof = cfg.get("_profile", {})
+    return RunContext(
+        device=args.device or prof.get("device", "cpu"),
+        progress=not args.no_progress,
+        checkpoint_every=int(prof.get("checkpoint_every", 10)),
+    )
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
     from .data import chunked_module, generate
 
@@ -73,7 +85,6 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_discover(args: argparse.Namespace) -> None:
     from .data import load
-    from .methods import RunContext
     from .runner import run_discovery
     from .training import set_threads
 
@@ -84,13 +95,8 @@ def cmd_discover(args: argparse.Namespace) -> None:
         discover_user_data(args)
         return
     cfg = _task_config(args)
-    prof = cfg["_profile"]
     ds = load(args.data)
-    ctx = RunContext(
-        device=args.device or prof.get("device", "cpu"),
-        progress=not args.no_progress,
-        checkpoint_every=int(prof.get("checkpoint_every", 10)),
-    )
+    ctx = _run_context(args, cfg)
     res = run_discovery(cfg, args.method, args.seed, ds, args.out, ctx)
     sim = next((r["value"] for r in res["rows"] if r["metric"] == "algebra_similarity"), None)
     print(f"{cfg['task']}/{args.method}/seed{args.seed}: "

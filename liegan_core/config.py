@@ -136,21 +136,26 @@ def check_semantics(cfg: dict[str, Any], source: str) -> None:
             raise UserError(f"{source}: at 'methods.{m}': unknown method '{m}'{hint}; registered: {names}")
         for key, hint in unknown_params(m, cfg["methods"][m] or {}):
             raise UserError(f"{source}: at 'methods.{m}.{key}': unknown hyperparameter of '{m}'{hint}")
-    space = cfg["search_space"]
-    n, block = space["n"], space.get("block")
+    for key, problem in search_space_problems(cfg["search_space"], cfg["search_space"]["n"]):
+        raise UserError(f"{source}: at 'search_space.{key}': {problem}")
+
+
+def search_space_problems(space: dict[str, Any], n: int) -> list[tuple[str, str]]:
+    """(key, what is wrong) for the search-space checks a schema cannot express (they relate keys)."""
+    problems = []
+    block = space.get("block")
     if block is not None and n % block:
-        raise UserError(f"{source}: at 'search_space.block': {block} must divide search_space.n = {n}")
+        problems.append(("block", f"{block} must divide search_space.n = {n}"))
     mask = space.get("mask")
     if mask is not None:
         m = block or n
-        if len(mask) != m or any(len(r) != m for r in mask):
-            raise UserError(
-                f"{source}: at 'search_space.mask': expected a {m}x{m} matrix (the "
-                f"{'block' if block else 'generator'} size), got {len(mask)} rows of lengths {[len(r) for r in mask]}"
-            )
+        if len(mask) != m or any(len(row) != m for row in mask):
+            problems.append(("mask", f"expected a {m}x{m} matrix (the {'block' if block else 'generator'} size), "
+                                     f"got {len(mask)} rows of lengths {[len(row) for row in mask]}"))
     coeff = space.get("coefficients") or {}
     if coeff.get("distribution") in ("uniform", "integer") and coeff.get("low", -1) >= coeff.get("high", 1):
-        raise UserError(f"{source}: at 'search_space.coefficients': low must be below high")
+        problems.append(("coefficients", "low must be below high"))
+    return problems
 
 
 def load_run_config(profile: str | Path, task: str) -> dict[str, Any]:

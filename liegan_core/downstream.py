@@ -619,7 +619,7 @@ def run_downstream(
 
 
 def cmd_downstream(args: argparse.Namespace) -> None:
-    from .cli import _task_config
+    from .cli import _run_context, _task_config
     from .training import set_threads
 
     set_threads(args.threads)
@@ -627,9 +627,7 @@ def cmd_downstream(args: argparse.Namespace) -> None:
     if not is_regression_task(cfg):
         raise UserError(f"task '{cfg['task']}': its `downstream` section does not map models to settings, so "
                         "`liegan downstream` has nothing to run (top tagging uses `liegan downstream-jets`)")
-    prof = cfg["_profile"]
-    ctx = RunContext(device=args.device or prof.get("device", "cpu"), progress=not args.no_progress,
-                     checkpoint_every=int(prof.get("checkpoint_every", 10)))
+    ctx = _run_context(args, cfg)
     gens = args.generators
     if gens is None and args.symmetry not in FIXED_SOURCES:
         gens = default_generators_path(args.results, cfg["task"], args.symmetry, args.seed)

@@ -385,17 +385,12 @@ def run_jets_downstream(
 
 
 def cmd_downstream_jets(args: argparse.Namespace) -> None:
-    from .cli import _task_config
+    from .cli import _run_context, _task_config
     from .training import set_threads
 
     set_threads(args.threads)
     cfg = _task_config(args)
-    prof = cfg["_profile"]
-    ctx = RunContext(
-        device=args.device or prof.get("device", "cpu"),
-        progress=not args.no_progress,
-        checkpoint_every=int(prof.get("checkpoint_every", 10)),
-    )
+    ctx = _run_context(args, cfg)
     res = run_jets_downstream(cfg, args.model, args.symmetry, args.seed, args.data, args.generators, args.out, ctx)
     test = {r["metric"]: r["value"] for r in res["rows"] if r["split"] == "test"}
     print(f"{cfg['task']}/{args.model}/{args.symmetry}/seed{args.seed}: accuracy={test['accuracy']:.4f} "

@@ -169,20 +169,11 @@ def search_space_config(space: dict[str, Any], n: int) -> dict[str, Any]:
         raise UserError(
             f"search_space.n = {space['n']} (--spec) differs from the data's vector dimension {n} (--x-dim)"
         )
-    block = space.get("block")
-    if block is not None and n % block:
-        raise UserError(f"--block {block} (search_space.block) must divide the data's vector dimension n = {n}")
-    mask = space.get("mask")
-    if mask is not None:
-        m = block or n
-        if len(mask) != m or any(len(row) != m for row in mask):
-            raise UserError(
-                f"search_space.mask (--spec): expected a {m}x{m} matrix "
-                f"(the {'block' if block else 'generator'} size), got {len(mask)} rows of lengths {[len(row) for row in mask]}"
-            )
-    coeff = space.get("coefficients") or {}
-    if coeff.get("distribution") in ("uniform", "integer") and coeff.get("low", -1) >= coeff.get("high", 1):
-        raise UserError("search_space.coefficients (--spec): low must be below high")
+    from .config import search_space_problems
+
+    for key, problem in search_space_problems(space, n):
+        where = f"--block {space['block']} (search_space.block)" if key == "block" else f"search_space.{key} (--spec)"
+        raise UserError(f"{where}: {problem}")
     defaults = {"n": n, "channels": 1, "block": None, "coefficients": {"distribution": "normal", "sigma": 1.0}}
     return defaults | space
 
