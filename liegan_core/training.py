@@ -187,11 +187,20 @@ class Checkpointer:
         self.every = max(1, int(every))
         self.objects = objects
         self.gen = gen
+        # the run's identity: its data-order stream is seeded from the run's seed
+        self.stream_seed = int(gen.initial_seed())
 
     def restore(self) -> tuple[int, list[dict[str, Any]]]:
-        """(epochs already done, their log rows); (0, []) when there is nothing to resume."""
+        """(epochs already done, their log rows); (0, []) when there is nothing to resume.
+
+        A checkpoint written by a run with another seed (a folder reused for another seed) is
+        ignored with a message, never resumed: that would silently copy the other run's result.
+        """
         state = load_checkpoint(self.path) if self.path else None
         if state is None:
+            return 0, []
+        if state.get("stream_seed", self.stream_seed) != self.stream_seed:
+            print(f"liegan: ignoring {self.path} (written by a run with another seed); starting afresh", file=sys.stderr)
             return 0, []
         for name, obj in self.objects.items():
             obj.load_state_dict(state[name])
@@ -204,5 +213,6 @@ class Checkpointer:
         if self.path is None or (epoch % self.every and epoch != total):
             return
         state: dict[str, Any] = {name: obj.state_dict() for name, obj in self.objects.items()}
-        state.update(rng=self.gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch, log=log)
+        state.update(rng=self.gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch, log=log,
+                     stream_seed=self.stream_seed)
         save_checkpoint(self.path, state)

@@ -76,6 +76,7 @@ class Dataset:
     def save(self, path: str | Path) -> None:
         """Write `path` (.npz) and its `.json` sidecar, both atomically; the sidecar goes last."""
         path = Path(path)
+        _refuse_foreign_sidecar(path)
         arrays: dict[str, np.ndarray] = {"x": self.x, "y": self.y}
         for name, idx in self.splits.items():
             arrays[f"split_{name}"] = np.asarray(idx, dtype=np.int64)
@@ -98,6 +99,20 @@ class Dataset:
 
 def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
+
+
+def _refuse_foreign_sidecar(path: Path) -> None:
+    """A `.json` beside the output that is not a dataset sidecar (say, the user's config) is never overwritten."""
+    side = sidecar_path(path)
+    if not side.exists():
+        return
+    try:
+        fmt = json.loads(side.read_text()).get("format", "")
+    except (OSError, ValueError, AttributeError):
+        fmt = ""
+    if not str(fmt).startswith("liegan_core.dataset"):
+        raise UserError(f"{path}: writing it would overwrite {side}, which is not a dataset sidecar; "
+                        "choose another output name")
 
 
 def load(path: str | Path, verify: bool = True) -> Dataset:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import Dataset
+from ..errors import UserError
 from ..group import LieGenerator, act_blocks, expm
 from ..nets import PairDiscriminator
 from ..training import (
@@ -55,6 +56,7 @@ from ..training import (
 )
 from . import register
 from .base import Budget, Discovery, RunContext, SearchSpace
+from .liegan_images import train_liegan_images
 
 DEFAULTS: dict[str, Any] = {
     "lr_generator": 1e-3,
@@ -67,6 +69,10 @@ DEFAULTS: dict[str, Any] = {
     "embedding_dim": 32,
     "init_scale": 1.0,
     "max_exponent_norm": None,
+    # network telling original from transformed pairs: 'mlp' (vectors), 'conv' (images); 'auto' picks
+    "discriminator": "auto",
+    # identity avoidance: 'cosine' on the data, 'fourier' on images' Fourier magnitudes; 'auto' picks
+    "identity_regulariser": "auto",
     # torch's fused Adam kernel: the same update rule as the default (foreach) Adam in one kernel
     # per parameter list; False selects the default implementation.
     "fused_adam": True,
@@ -281,6 +287,7 @@ def train_liegan(
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
     hp = {**DEFAULTS, **params}
+    _check_vector_settings(hp)
     device = resolve_device(ctx.device)
     if device.type == "cpu":
         keep_freed_memory()
@@ -462,6 +469,17 @@ def train_liegan(
     return out
 
 
+def _check_vector_settings(hp: dict[str, Any]) -> None:
+    """Vector data trains with the MLP discriminator and the cosine regulariser; say so for anything else."""
+    if hp["discriminator"] not in ("auto", "mlp"):
+        raise UserError(f"methods.liegan.discriminator: vector data needs 'mlp' (or 'auto'), got {hp['discriminator']!r}")
+    if hp["identity_regulariser"] not in ("auto", "cosine"):
+        raise UserError(
+            "methods.liegan.identity_regulariser: vector data needs 'cosine' (or 'auto'; 'fourier' is for images), "
+            f"got {hp['identity_regulariser']!r}"
+        )
+
+
 def _seed_views(params: Sequence[torch.Tensor], seeds: int) -> list[torch.Tensor]:
     """Each stacked parameter [S, ...] as S leaf tensors [...] that share its storage (for the optimiser)."""
     return [p.detach()[k] for p in params for k in range(seeds)]
@@ -494,10 +512,9 @@ class LieGAN:
     name = "liegan"
 
     def skip(self, data: Dataset, space: SearchSpace) -> str | None:
-        reason = vector_inputs_only(data, "LieGAN")
-        if reason:
-            return reason
-        return None
+        if data.x_rep["type"] == "grid":  # images: liegan_images
+            return None
+        return vector_inputs_only(data, "LieGAN")
 
     def fit(
         self,
@@ -508,4 +525,6 @@ class LieGAN:
         params: dict[str, Any],
         ctx: RunContext,
     ) -> Discovery:
+        if data.x_rep["type"] == "grid":
+            return train_liegan_images(data, space, budget, seed, {**DEFAULTS, **params}, ctx)
         return train_liegan(data, space, budget, [seed], params, ctx)[0]
