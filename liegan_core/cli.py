@@ -92,16 +92,66 @@ def cmd_discover(args: argparse.Namespace) -> None:
     if args.task is None and args.config is None:
         from .user_data import discover_user_data
 
+        if args.seeds is not None:
+            raise UserError("--seeds: only with --task/--config; for your own data run one --seed per call")
+        args.seed = 0 if args.seed is None else args.seed
         discover_user_data(args)
         return
     cfg = _task_config(args)
+    _apply_method_flags(args, cfg)
     ds = load(args.data)
     ctx = _run_context(args, cfg)
-    res = run_discovery(cfg, args.method, args.seed, ds, args.out, ctx)
-    sim = next((r["value"] for r in res["rows"] if r["metric"] == "algebra_similarity"), None)
-    print(f"{cfg['task']}/{args.method}/seed{args.seed}: "
-          + (f"algebra_similarity={sim:.4f} " if sim is not None else "")
-          + f"in {res['run_seconds']:.1f} s -> {args.out}", file=sys.stderr)
+    if args.seeds is None:
+        results = [run_discovery(cfg, args.method, 0 if args.seed is None else args.seed, ds, args.out, ctx)]
+        outs = [args.out]
+    else:
+        from .runner import run_discoveries
+
+        if args.seed is not None:
+            raise UserError("--seed and --seeds: give one of them")
+        seeds = _parse_seeds(args.seeds)
+        results = run_discoveries(cfg, args.method, seeds, ds, args.out, ctx)
+        outs = [str(Path(args.out) / f"seed{s}") for s in seeds]
+    for res, out in zip(results, outs):
+        sim = next((r["value"] for r in res["rows"] if r["metric"] == "algebra_similarity"), None)
+        print(f"{cfg['task']}/{args.method}/seed{res['seed']}: "
+              + (f"algebra_similarity={sim:.4f} " if sim is not None else "")
+              + f"in {res['run_seconds']:.1f} s -> {out}", file=sys.stderr)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds: expected distinct non-negative integers like 0,1,2, got '{text}'")
+    return seeds
+
+
+OWN_DATA_FLAGS = ("spec", "x_key", "y_key", "x_cols", "y_cols", "x_rep", "x_dim", "y_rep", "y_dim",
+                  "pairs_from_trajectories", "permute", "channels", "block", "compare")
+
+
+def _apply_method_flags(args: argparse.Namespace, cfg: dict) -> None:
+    """--epochs, --batch-size and --set change the task's method settings; own-data flags are refused.
+
+    A flag that silently did nothing would leave a user believing a run used settings it did not.
+    """
+    from .methods import unknown_params
+    from .user_data import parse_sets
+
+    given = [f"--{name.replace('_', '-')}" for name in OWN_DATA_FLAGS if getattr(args, name) is not None]
+    if given:
+        raise UserError(f"{', '.join(given)}: only for your own data (without --task/--config); "
+                        "a task's data and search space come from its YAML")
+    flags = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    flags.update(parse_sets(args.set or []))
+    bad = unknown_params(args.method, flags)
+    if bad:
+        raise UserError("; ".join(f"--set {key}: unknown hyperparameter of '{args.method}'{hint}" for key, hint in bad))
+    if flags:
+        cfg["methods"][args.method] = {**(cfg["methods"].get(args.method) or {}), **flags}
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -137,14 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("discover", help="run a discovery method on a task's dataset or on your own data")
     _add_task(d, required=False)
     d.add_argument("--method", default="liegan")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int, help="training seed (default 0)")
+    d.add_argument("--seeds", metavar="I,J,...",
+                   help="several seeds in this one process (LieGAN: one batched ensemble); --out then holds seed<k>/")
     _add_profile(d)
     d.add_argument("--data", required=True, help="dataset .npz (from `liegan generate`) or your own .npz/.csv")
     d.add_argument("--out", required=True, help="run folder")
     d.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides the profile's device")
     d.add_argument("--threads", type=int, help="torch threads for this job")
     d.add_argument("--no-progress", action="store_true")
-    u = d.add_argument_group("your own data (no --task/--config; see docs/own_data.md)")
+    u = d.add_argument_group("your own data (no --task/--config; see docs/own_data.md); "
+                             "--epochs, --batch-size and --set also change a task's method")
     u.add_argument("--spec", help="YAML with keys x, y, search_space, method, ... (flags override it)")
     u.add_argument("--x-key", help="npz array holding x (default x)")
     u.add_argument("--y-key", help="npz array holding y (default y)")

@@ -19,7 +19,7 @@ from . import __version__
 from .data.dataset import Dataset
 from .io import config_hash, write_json, write_npz, write_text
 from .lie import algebra_similarity, closure_error, lorentz_channel_types, rotation_angle_deg
-from .methods import Budget, RunContext, SearchSpace, get_method
+from .methods import Budget, Discovery, RunContext, SearchSpace, get_method
 
 
 def code_version() -> str:
@@ -59,6 +59,9 @@ def peak_memory_mb() -> float:
 def discovery_metrics(generators: np.ndarray, truth: np.ndarray | None) -> dict[str, float]:
     """Metrics of a learned generator set; similarity only where a truth exists and something was learned."""
     out: dict[str, float] = {"closure_error": closure_error(generators) if generators.shape[0] else 0.0}
+    # a channel that collapsed to (near) zero has a direction of pure noise, so its similarity means
+    # nothing: the smallest channel norm shows it beside the similarity
+    out["min_generator_norm"] = float(np.linalg.norm(generators, axis=(1, 2)).min()) if generators.shape[0] else 0.0
     if truth is not None:
         if generators.shape[0]:
             out.update(algebra_similarity(generators, truth))
@@ -109,14 +112,8 @@ def log_csv(log: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_discovery(
-    cfg: dict[str, Any], method_name: str, seed: int, dataset: Dataset, out_dir: str | Path, ctx: RunContext,
-    truth: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Fit `method_name` on the training split and write the run folder; returns metrics.json's content."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ctx.workdir = str(out_dir)
+def _prepare(cfg: dict[str, Any], method_name: str, dataset: Dataset, truth: np.ndarray | None) -> dict[str, Any]:
+    """What every run of `method_name` on this task needs: the method, search space, budget, truths, data."""
     method = get_method(method_name)
     space = SearchSpace.from_config(cfg["search_space"])
     params = dict(cfg["methods"].get(method_name) or {})
@@ -129,9 +126,17 @@ def run_discovery(
         raise SystemExit(f"method '{method_name}' cannot run task '{cfg['task']}': {reason}")
     if method_name == "oracle":
         params["true_algebra"] = truth
-    t0 = time.perf_counter()
-    disc = method.fit(train, space, budget, seed, params, ctx)
-    seconds = time.perf_counter() - t0
+    return {"method": method, "space": space, "params": params, "budget": budget, "against": against,
+            "truth": truth, "function_truth": function_truth, "train": train}
+
+
+def _write_run(
+    cfg: dict[str, Any], method_name: str, seed: int, disc: Discovery, seconds: float, out_dir: Path,
+    ctx: RunContext, prep: dict[str, Any], ensemble_size: int = 1,
+) -> dict[str, Any]:
+    """Score one seed's Discovery and write its run folder (metrics.json last); returns metrics.json's content."""
+    space, truth, function_truth = prep["space"], prep["truth"], prep["function_truth"]
+    out_dir.mkdir(parents=True, exist_ok=True)
     gens = np.asarray(disc.generators, dtype=np.float64)
     if gens.ndim != 3 or gens.shape[1:] != (space.n, space.n):
         raise ValueError(f"method '{method_name}' returned generators of shape {gens.shape}, expected [c, {space.n}, {space.n}]")
@@ -145,7 +150,7 @@ def run_discovery(
     write_text(out_dir / "log.csv", log_csv(disc.log))
     run_cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
     rows = [
-        {"task": cfg["task"], "method": method_name, "model": "", "symmetry": against, "seed": seed,
+        {"task": cfg["task"], "method": method_name, "model": "", "symmetry": prep["against"], "seed": seed,
          "split": "train", "metric": k, "value": v}
         for k, v in metrics.items()
     ]
@@ -155,6 +160,7 @@ def run_discovery(
         "method": method_name,
         "seed": seed,
         "run_seconds": seconds,
+        "ensemble_size": ensemble_size,
         "peak_memory_mb": peak_memory_mb(),
         "config_hash": config_hash({"task": run_cfg, "method": method_name, "seed": seed}),
         "code_version": code_version(),
@@ -165,3 +171,46 @@ def run_discovery(
     }
     write_json(out_dir / "metrics.json", result)
     return result
+
+
+def run_discovery(
+    cfg: dict[str, Any], method_name: str, seed: int, dataset: Dataset, out_dir: str | Path, ctx: RunContext,
+    truth: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Fit `method_name` on the training split and write the run folder; returns metrics.json's content."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx.workdir = str(out_dir)
+    prep = _prepare(cfg, method_name, dataset, truth)
+    t0 = time.perf_counter()
+    disc = prep["method"].fit(prep["train"], prep["space"], prep["budget"], seed, prep["params"], ctx)
+    return _write_run(cfg, method_name, seed, disc, time.perf_counter() - t0, out_dir, ctx, prep)
+
+
+ENSEMBLE_METHODS = ("liegan",)
+
+
+def run_discoveries(
+    cfg: dict[str, Any], method_name: str, seeds: list[int], dataset: Dataset, out_root: str | Path, ctx: RunContext,
+) -> list[dict[str, Any]]:
+    """Several seeds in this process, each written to out_root/seed<k> exactly as run_discovery would.
+
+    LieGAN trains the seeds as one batched ensemble (methods.liegan_ensemble: bit-identical to
+    single runs on CPU, faster per seed on a small machine); other methods, and LieGAN on images,
+    run the seeds in turn.
+    An ensemble's run_seconds is its wall time divided by the number of seeds (ensemble_size
+    in metrics.json says so); its checkpoint (out_root/checkpoint.pt) holds all seeds.
+    """
+    out_root = Path(out_root)
+    if method_name not in ENSEMBLE_METHODS or len(seeds) == 1 or dataset.x_rep["type"] == "grid":
+        return [run_discovery(cfg, method_name, s, dataset, out_root / f"seed{s}", ctx) for s in seeds]
+    from .methods.liegan_ensemble import fit_seeds
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    ctx.workdir = str(out_root)
+    prep = _prepare(cfg, method_name, dataset, None)
+    t0 = time.perf_counter()
+    discs = fit_seeds(prep["train"], prep["space"], prep["budget"], seeds, prep["params"], ctx)
+    per_seed = (time.perf_counter() - t0) / len(seeds)
+    return [_write_run(cfg, method_name, s, d, per_seed, out_root / f"seed{s}", ctx, prep, len(seeds))
+            for s, d in zip(seeds, discs)]

@@ -34,7 +34,7 @@ TIDY_COLUMNS = ["task", "method", "model", "symmetry", "seed", "split", "metric"
                 "run_seconds", "peak_memory_mb", "config_hash", "code_version"]
 KEY_COLUMNS = ["task", "method", "model", "symmetry", "seed", "split", "metric"]
 SUMMARY_KEYS = ["task", "method", "model", "symmetry", "split", "metric"]
-DISCOVERY_METRICS = ["algebra_similarity", "mean_cos2", "worst_angle_deg", "closure_error"]
+DISCOVERY_METRICS = ["algebra_similarity", "mean_cos2", "worst_angle_deg", "closure_error", "min_generator_norm"]
 CROSS_TASK_METRICS = ["algebra_similarity"]
 RUN_GLOBS = {"discover": "*/discover/*/seed*/metrics.json", "downstream": "*/downstream/**/metrics.json"}
 TABLE_STEMS = ["discovery", "over_tasks", "pairwise", "reproduction"]

@@ -20,6 +20,15 @@ TASKS = {task: resolve_task(config, task, CONFIG_SOURCE) for task in config["tas
 RUN_SETTINGS = {k: config.get(k) for k in ("device", "checkpoint_every", "profile")}
 SEEDS = config["seeds"]
 THREADS = int(config.get("threads", 2))
+# `ensemble: true`: LieGAN trains all seeds of a task in one job, as one batched ensemble
+# (bit-identical to one job per seed on CPU; faster per seed on a small machine).
+ENSEMBLE = bool(config.get("ensemble", False)) and len(SEEDS) > 1
+
+
+def ensemble_methods() -> list[str]:
+    from liegan_core.runner import ENSEMBLE_METHODS
+
+    return list(ENSEMBLE_METHODS) if ENSEMBLE else []
 
 
 def _liegan() -> str:
