@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--method", default="liegan")
     d.add_argument("--seed", type=int, help="training seed (default 0)")
     d.add_argument("--seeds", metavar="I,J,...",
-                   help="several seeds in this one process (LieGAN: one batched ensemble); --out then holds seed<k>/")
+                   help="several seeds in this one process (a batched ensemble where the method has one); --out then holds seed<k>/")
     _add_profile(d)
     d.add_argument("--data", required=True, help="dataset .npz (from `liegan generate`) or your own .npz/.csv")
     d.add_argument("--out", required=True, help="run folder")

@@ -5,12 +5,14 @@ action of a group element on a vector, a scalar or a label is defined once.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
 from .methods.base import SearchSpace
 
 
@@ -139,6 +141,11 @@ def identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(gx, x, dim=-1).mean().abs()
 
 
+def stacked_identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """identity_regulariser per member of a stack: |mean cos(g.x, x)| over vectors (last axis), -> [S]."""
+    return F.cosine_similarity(gx, x, dim=-1).reshape(x.shape[0], -1).mean(1).abs()
+
+
 def fourier_identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Identity avoidance for images [B, C, H, W]: |mean cos| between the 2-D Fourier magnitudes.
 
@@ -150,14 +157,42 @@ def fourier_identity_regulariser(gx: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return F.cosine_similarity(mag_gx, mag_x, dim=1).mean().abs()
 
 
-def orthogonality_regulariser(generators: torch.Tensor) -> torch.Tensor:
-    """LieGAN's channel term: sum over pairs i < j of |cos(L_i, L_j)|, zero for a single channel."""
+def orthogonality_regulariser(generators: torch.Tensor, n: int) -> torch.Tensor:
+    """LieGAN's channel term n * sum over pairs i < j of |cos(L_i, L_j)|, zero for a single channel.
+
+    generators: [c, m, m]; n: the dimension the effective generators act on (search_space.n). The
+    published code (`channel_corr`) rescales each generator to squared norm n before taking the
+    pairwise products, so its penalty is n times the sum of |cos|; eta_orthogonality multiplies
+    that quantity, as the published --eta does. (cos is the same for a block and for kron(I, block).)
+    """
     c = generators.shape[0]
     if c < 2:
         return generators.new_zeros(())
     flat = F.normalize(generators.reshape(c, -1), dim=1)
     cos = (flat @ flat.T).abs()
-    return torch.triu(cos, diagonal=1).sum()
+    return n * torch.triu(cos, diagonal=1).sum()
+
+
+def default_init_scale(space: SearchSpace) -> float:
+    """Std of the initial generator entries under `init_scale: auto`: the published code's conventions.
+
+    A full search space (one m x m matrix, no mask; the published `g_init random`) starts from
+    Kaiming-normal entries, std sqrt(2)/m (fan-in m * m); a block factorisation (the published
+    `2*2_factorization`, N(0, 1) entries) or a masked space starts from N(0, 1). The scale matters:
+    with std 1 in a full 3 x 3 or 4 x 4 space the generator tends to stay near its random start
+    (docs/tasks.md has the measurements).
+    """
+    full = space.copies == 1 and space.mask is None
+    return float(np.sqrt(2.0) / space.matrix_size) if full else 1.0
+
+
+def resolve_init_scale(value: Any, space: SearchSpace, method: str) -> float:
+    """A method's init_scale setting: 'auto' (default_init_scale) or a positive number; UserError otherwise."""
+    if value == "auto":
+        return default_init_scale(space)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UserError(f"methods.{method}.init_scale: expected 'auto' or a positive number, got {value!r}")
+    return float(value)
 
 
 class LieGenerator(nn.Module):
@@ -167,10 +202,12 @@ class LieGenerator(nn.Module):
     dimension n is computed per m-block, so exp is only ever taken of m x m matrices.
     """
 
-    def __init__(self, space: SearchSpace, init_scale: float = 1.0, generator: torch.Generator | None = None):
+    def __init__(self, space: SearchSpace, init_scale: float | None = None, generator: torch.Generator | None = None):
         super().__init__()
         self.space = space
         m = space.matrix_size
+        if init_scale is None:
+            init_scale = default_init_scale(space)
         self.blocks = nn.Parameter(init_scale * torch.randn(space.channels, m, m, generator=generator))
         mask = torch.ones(m, m) if space.mask is None else torch.as_tensor(space.mask, dtype=torch.float32)
         self.register_buffer("mask", mask)
@@ -217,3 +254,62 @@ class LieGenerator(nn.Module):
         else:
             out["low"], out["high"] = self.low, self.high
         return out
+
+
+def pick(t: torch.Tensor, seeds: slice) -> torch.Tensor:
+    """t[seeds]; t itself for all seeds, since even a full slice's backward allocates and fills a zero tensor."""
+    return t if seeds == slice(None) else t[seeds]
+
+
+class StackedGenerator(nn.Module):
+    """S LieGenerators' blocks [S, c, m, m], mask and coefficient law, for an ensemble of seeds."""
+
+    def __init__(self, generators: Sequence[LieGenerator]):
+        super().__init__()
+        first = generators[0]
+        self.blocks = nn.Parameter(torch.stack([g.blocks.detach() for g in generators]))
+        self.register_buffer("mask", first.mask.detach().clone())
+        log_sigma = torch.stack([g.log_sigma.detach() for g in generators])
+        if isinstance(first.log_sigma, nn.Parameter):
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+        self.distribution, self.low, self.high = first.distribution, first.low, first.high
+
+    def generators(self, seeds: slice = slice(None)) -> torch.Tensor:
+        """Masked blocks [S, c, m, m] (of the seeds selected by `seeds`)."""
+        return pick(self.blocks, seeds) * self.mask
+
+    def draw(self, rows: int, gen: torch.Generator) -> torch.Tensor:
+        """One seed's raw coefficient draws [rows, c] on the CPU (scaled by `coefficients`)."""
+        c = self.blocks.shape[1]
+        if self.distribution == "normal":
+            return torch.randn(rows, c, generator=gen, device="cpu")
+        if self.distribution == "uniform":
+            return self.low + (self.high - self.low) * torch.rand(rows, c, generator=gen, device="cpu")
+        return torch.randint(int(self.low), int(self.high) + 1, (rows, c), generator=gen, device="cpu").float()
+
+    def coefficients(self, raw: torch.Tensor, seeds: slice = slice(None)) -> torch.Tensor:
+        """w [S, B, c] from raw draws [S, B, c] (a learnable sigma enters here, so it gets gradients)."""
+        if self.distribution == "normal":
+            return raw * pick(self.log_sigma, seeds).exp().unsqueeze(1)
+        return raw
+
+    def coefficient_distribution(self, s: int) -> dict[str, Any]:
+        """Seed s's coefficient law, as LieGenerator.coefficient_distribution."""
+        out: dict[str, Any] = {"distribution": self.distribution}
+        if self.distribution == "normal":
+            out["sigma"] = self.log_sigma[s].exp().detach().cpu().tolist()
+        else:
+            out["low"], out["high"] = self.low, self.high
+        return out
+
+
+def stacked_orthogonality_regulariser(generators: torch.Tensor, n: int) -> torch.Tensor:
+    """group.orthogonality_regulariser per seed: n * sum_{i<j} |cos(L_i, L_j)| for [S, c, m, m] -> [S]."""
+    s, c = generators.shape[:2]
+    if c < 2:
+        return generators.new_zeros(s)
+    flat = F.normalize(generators.reshape(s, c, -1), dim=2)
+    cos = torch.bmm(flat, flat.transpose(1, 2)).abs()
+    return n * torch.triu(cos, diagonal=1).sum((1, 2))

@@ -5,7 +5,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 
@@ -134,6 +134,39 @@ def check_finite(name: str, value: torch.Tensor, epoch: int, step: int, generato
         )
 
 
+def check_finite_per_seed(
+    seeds: Sequence[int], quantities: Sequence[tuple[str, torch.Tensor]], norms: Sequence[float], epoch: int, step: int,
+) -> None:
+    """check_finite on each seed's slice [k] of each quantity [S, ...], in order; raises at the first failure.
+
+    For stacked ensembles after their one-sync probe failed: the message names the seed when
+    there are several (a single run's message stays that of check_finite). Returns when nothing
+    is non-finite (finite values whose probe sum overflowed), and training goes on.
+    """
+    for k, seed in enumerate(seeds):
+        tag = "" if len(seeds) == 1 else f" (seed {seed})"
+        for name, value in quantities:
+            check_finite(name + tag, value[k].detach(), epoch, step, float(norms[k]))
+
+
+def seed_views(params: Sequence[torch.Tensor], members: int) -> list[torch.Tensor]:
+    """Each stacked parameter [S, ...] as S leaf tensors [...] sharing its storage, for the optimiser.
+
+    Adam's kernels treat short tensors and tails differently (vector vs scalar code, a last-bit
+    difference), so a member's update would otherwise depend on how many are stacked. Ordered
+    parameter-major: views[i * members + k] is member k of params[i] (see set_seed_grads).
+    """
+    return [p.detach()[k] for p in params for k in range(members)]
+
+
+def set_seed_grads(views: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], members: int) -> None:
+    """Give each view of `seed_views` its slice of the stacked gradients (one [S, ...] per parameter;
+    None for a parameter the loss does not use, which the optimiser then skips)."""
+    for i, grad in enumerate(grads):
+        for k in range(members):
+            views[i * members + k].grad = None if grad is None else grad[k]
+
+
 def batches(n: int, batch_size: int, gen: torch.Generator) -> Iterable[torch.Tensor]:
     """Shuffled index batches over n rows, as tensors (no per-sample Python work)."""
     perm = torch.randperm(n, generator=gen)
@@ -215,4 +248,53 @@ class Checkpointer:
         state: dict[str, Any] = {name: obj.state_dict() for name, obj in self.objects.items()}
         state.update(rng=self.gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch, log=log,
                      stream_seed=self.stream_seed)
+        save_checkpoint(self.path, state)
+
+
+def distinct_seeds(seeds: Sequence[int]) -> list[int]:
+    """The seed list of a stacked ensemble as ints; ValueError when it is empty or repeats a seed."""
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"seeds must be distinct and non-empty, got {out}")
+    return out
+
+
+class EnsembleCheckpointer:
+    """Checkpointer for a stacked ensemble of seeds (workdir/checkpoint.pt): the stacked objects,
+    every seed's data-order generator, torch's global RNG, the epoch and what the method adds.
+
+    A checkpoint is resumed only when it was written in this `fmt` for the same list of seeds;
+    otherwise it is ignored with a message (resuming it would mix two runs' results).
+    """
+
+    def __init__(self, workdir: str | None, every: int, fmt: str, seeds: Sequence[int], objects: dict[str, Any],
+                 gens: Sequence[torch.Generator], method: str):
+        self.path = Path(workdir) / "checkpoint.pt" if workdir else None
+        self.every = max(1, int(every))
+        self.fmt, self.seeds, self.objects, self.gens, self.method = fmt, list(seeds), objects, gens, method
+
+    def restore(self) -> dict[str, Any] | None:
+        """The saved state, after loading it into the objects and generators; None to start afresh."""
+        state = load_checkpoint(self.path) if self.path else None
+        if state is None:
+            return None
+        if state.get("format") != self.fmt or state.get("seeds") != self.seeds:
+            print(f"{self.method}: ignoring {self.path} (written by another version or for other seeds); "
+                  "starting afresh", file=sys.stderr)
+            return None
+        for name, obj in self.objects.items():
+            obj.load_state_dict(state[name])
+        for g, st in zip(self.gens, state["rng"]):
+            g.set_state(st)
+        torch.set_rng_state(state["torch_rng"])
+        return state
+
+    def save_if_due(self, epoch: int, total: int, extra: dict[str, Any]) -> None:
+        """Save after `epoch` finished epochs when due (every `every` epochs, and the last); `extra`:
+        the method's own entries (tensors and plain data, e.g. the logs)."""
+        if self.path is None or (epoch % self.every and epoch != total):
+            return
+        state: dict[str, Any] = {name: obj.state_dict() for name, obj in self.objects.items()}
+        state.update(format=self.fmt, seeds=self.seeds, rng=[g.get_state() for g in self.gens],
+                     torch_rng=torch.get_rng_state(), epoch=epoch, **extra)
         save_checkpoint(self.path, state)

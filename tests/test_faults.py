@@ -1,6 +1,5 @@
 """Fault handling: numerical guards, kill-and-resume, atomic outputs (issue: reliable runs)."""
 import json
-import os
 import signal
 import subprocess
 import sys

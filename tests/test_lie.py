@@ -82,3 +82,32 @@ def test_invariant_metric_of_lorentz_generators_is_minkowski():
     j = lie.invariant_metric(lie.so13_basis())
     eta = lie.minkowski_metric()
     assert lie.abs_cosine(j, eta) == pytest.approx(1.0)
+
+
+def test_orthogonality_regulariser_is_the_published_channel_correlation():
+    """The published channel term rescales each L_i to squared norm n, then sums |<L_i, L_j>| over i < j."""
+    import torch
+
+    from liegan_core.group import orthogonality_regulariser
+
+    torch.manual_seed(0)
+    gens, n = torch.randn(3, 4, 4), 4
+    scaled = gens / gens.flatten(1).norm(dim=1)[:, None, None] * np.sqrt(n)
+    published = sum(abs(float((scaled[i] * scaled[j]).sum())) for i in range(3) for j in range(i + 1, 3))
+    assert float(orthogonality_regulariser(gens, n)) == pytest.approx(published, rel=1e-5)
+    assert float(orthogonality_regulariser(gens[:1], n)) == 0.0
+
+
+def test_init_scale_auto_follows_the_published_conventions_and_bad_values_are_named():
+    from liegan_core.errors import UserError
+    from liegan_core.group import LieGenerator, resolve_init_scale
+    from liegan_core.methods.base import SearchSpace
+
+    full, blocks = SearchSpace(n=4, channels=7), SearchSpace(n=8, channels=1, block=2)
+    assert resolve_init_scale("auto", full, "liegan") == pytest.approx(np.sqrt(2) / 4)  # Kaiming normal
+    assert resolve_init_scale("auto", blocks, "liegan") == 1.0                            # N(0, 1) blocks
+    assert resolve_init_scale(0.5, full, "liegan") == 0.5
+    for bad in ["big", 0, -1.0, True, None]:
+        with pytest.raises(UserError, match=r"methods\.liegan\.init_scale: expected 'auto' or a positive number"):
+            resolve_init_scale(bad, full, "liegan")
+    assert LieGenerator(full).blocks.std().item() == pytest.approx(np.sqrt(2) / 4, rel=0.5)

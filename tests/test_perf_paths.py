@@ -20,14 +20,12 @@ import torch.nn.functional as F
 from liegan_core.data.dataset import Dataset
 from liegan_core.group import (
     LieGenerator, act_blocks, expm, expm_2x2, identity_regulariser, orthogonality_regulariser,
+    stacked_identity_regulariser, stacked_orthogonality_regulariser,
 )
 from liegan_core.methods import Budget, RunContext, SearchSpace
-from liegan_core.methods.liegan import (
-    DEFAULTS, LieGAN, StackedDiscriminator, stacked_identity_regulariser, stacked_orthogonality_regulariser,
-    train_liegan,
-)
+from liegan_core.methods.liegan import DEFAULTS, LieGAN, train_liegan
 from liegan_core.methods.liegan_ensemble import fit_seeds
-from liegan_core.nets import PairDiscriminator
+from liegan_core.nets import PairDiscriminator, StackedDiscriminator
 from liegan_core.training import NumericalError, seed_everything
 
 SPACE = SearchSpace(n=8, channels=1, block=2)
@@ -163,11 +161,11 @@ def test_stacked_regularisers_equal_the_published_ones_per_seed():
     torch.manual_seed(0)
     gens = torch.randn(4, 3, 2, 2)
     gx, x = torch.randn(4, 7, 2, 2), torch.randn(4, 7, 2, 2)
-    orth, ident = stacked_orthogonality_regulariser(gens), stacked_identity_regulariser(gx, x)
+    orth, ident = stacked_orthogonality_regulariser(gens, 2), stacked_identity_regulariser(gx, x)
     for k in range(4):
-        torch.testing.assert_close(orth[k], orthogonality_regulariser(gens[k]))
+        torch.testing.assert_close(orth[k], orthogonality_regulariser(gens[k], 2))
         torch.testing.assert_close(ident[k], identity_regulariser(gx[k], x[k]))
-    assert torch.equal(stacked_orthogonality_regulariser(gens[:, :1]), torch.zeros(4))
+    assert torch.equal(stacked_orthogonality_regulariser(gens[:, :1], 2), torch.zeros(4))
 
 
 def _published_step(generator, disc, opt_g, opt_d, x, y, w, hp):
@@ -179,7 +177,7 @@ def _published_step(generator, disc, opt_g, opt_d, x, y, w, hp):
     disc.requires_grad_(False)
     adv = F.binary_cross_entropy_with_logits(disc(gx, gy), torch.ones(b))
     loss_g = adv + hp["lambda_identity"] * identity_regulariser(gx, x) \
-        + hp["eta_orthogonality"] * orthogonality_regulariser(generator.generators())
+        + hp["eta_orthogonality"] * orthogonality_regulariser(generator.generators(), SPACE.n)
     opt_g.zero_grad()
     loss_g.backward()
     opt_g.step()
@@ -296,6 +294,7 @@ def test_flop_counts_of_the_paper_two_body_step():
     assert executed == 4 * fwd + 2 * 128 * 512 * 512 + 2 * 64 * 16 * 512
     assert 0.74 < executed / (8 * fwd) < 0.76
     assert flops_per_step("symmetrygan", sizes, 64, channels=3) == 3 * 8 * fwd
+    assert flops_per_step("symmetrygan", sizes, 64, channels=3, implementation="executed") == 3 * executed
     assert flops_per_step("oracle", sizes, 64) == 0
 
 

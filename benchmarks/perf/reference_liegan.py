@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from liegan_core.data.dataset import Dataset
-from liegan_core.group import LieGenerator, identity_regulariser, orthogonality_regulariser
+from liegan_core.group import LieGenerator, identity_regulariser, orthogonality_regulariser, resolve_init_scale
 from liegan_core.methods.base import Budget, Discovery, SearchSpace
 from liegan_core.methods.liegan import DEFAULTS
 from liegan_core.nets import PairDiscriminator
@@ -29,7 +29,7 @@ def fit_reference(data: Dataset, space: SearchSpace, budget: Budget, seed: int, 
     x_all = torch.as_tensor(data.x, dtype=torch.float32)
     label = data.y_rep["type"] == "label"
     y_all = torch.as_tensor(data.y, dtype=torch.long if label else torch.float32)
-    generator = LieGenerator(space, init_scale=float(hp["init_scale"]))
+    generator = LieGenerator(space, init_scale=resolve_init_scale(hp["init_scale"], space, "liegan"))
     disc = PairDiscriminator(x_all.shape[1:], y_all.shape[1:], data.y_rep, hp["discriminator_hidden"],
                              int(hp["embedding_dim"]))
     opt_g = torch.optim.Adam(generator.parameters(), lr=hp["lr_generator"], betas=tuple(hp["betas_generator"]))
@@ -53,7 +53,7 @@ def fit_reference(data: Dataset, space: SearchSpace, budget: Budget, seed: int, 
             disc.requires_grad_(False)
             adv = F.binary_cross_entropy_with_logits(disc(gx, gy), ones[:b])
             reg_id = identity_regulariser(gx, x)
-            reg_orth = orthogonality_regulariser(generator.generators())
+            reg_orth = orthogonality_regulariser(generator.generators(), space.n)
             loss_g = adv + lam * reg_id + eta * reg_orth
             gnorm = float(generator.generators().detach().norm())
             check_finite("transformed data g.x", gx.detach(), epoch, step, gnorm)

@@ -201,7 +201,7 @@ class Runner:
             scale = -(-full_rows // cfg["batch_size"]) / res["steps_per_epoch"]
         method = cfg["method"]
         sizes = self.net_sizes(cfg)
-        impl = "algorithm" if method in ("reference", "symmetrygan", "augerino", "liegg") else "executed"
+        impl = "algorithm" if method in ("reference", "augerino", "liegg") else "executed"
         flop_method = "liegan" if method in ("reference", "liegan") else method
         channels = int(cfg["space"].get("channels", 1))
         f_exec = flops_per_step(flop_method, sizes, cfg["batch_size"], channels, impl) * res["steps_per_epoch"] * seeds
@@ -395,10 +395,9 @@ def _metric(df, section: str, metric: str, **where: Any):
 
 def summary_markdown(df, ceiling: dict[int, float]) -> str:
     import numpy as np
-    import pandas as pd
 
     lines = ["# LieGAN performance on this machine", ""]
-    lines += [f"Ceiling (float32 matrix product): " + ", ".join(f"{v:.0f} GFLOP/s at {t} thread(s)"
+    lines += ["Ceiling (float32 matrix product): " + ", ".join(f"{v:.0f} GFLOP/s at {t} thread(s)"
                                                                 for t, v in sorted(ceiling.items())), ""]
     cols = ["section", "method", "seeds", "threads", "batch_size", "rows", "channels", "n"]
     sub = df[df.section.isin(["methods", "ensemble"])]

@@ -107,6 +107,14 @@ class RunContext:
 
 
 class Method(Protocol):
+    """What a method module's class provides.
+
+    Optionally a method also defines `fit_seeds(data, space, budget, seeds, params, ctx) ->
+    list[Discovery]` (one Discovery per seed, in order, each what `fit` returns for that seed up
+    to float rounding): the runner then trains a task's seeds together when the profile says
+    `ensemble: true`. Without it the seeds run in turn in one process.
+    """
+
     name: str
 
     def skip(self, data: Dataset, space: SearchSpace) -> str | None:

@@ -26,7 +26,10 @@ import torch.nn.functional as F
 
 from ..data.dataset import Dataset
 from ..errors import UserError
-from ..group import LieGenerator, act, expm, fourier_identity_regulariser, identity_regulariser, orthogonality_regulariser
+from ..group import (
+    LieGenerator, act, expm, fourier_identity_regulariser, identity_regulariser, orthogonality_regulariser,
+    resolve_init_scale,
+)
 from ..nets import ConvPairDiscriminator
 from ..training import Checkpointer, Progress, batches, check_finite, data_tensors, resolve_device, seed_everything
 from .base import Budget, Discovery, RunContext, SearchSpace
@@ -60,7 +63,7 @@ def train_liegan_images(
     x_all, y_all, _ = data_tensors(data, device)
     with torch.device("cpu"):
         gen = seed_everything(seed)
-        lie = LieGenerator(space, init_scale=float(hp["init_scale"]))
+        lie = LieGenerator(space, init_scale=resolve_init_scale(hp["init_scale"], space, "liegan"))
         disc = ConvPairDiscriminator(x_all.shape[1:], data.y_rep, int(hp["embedding_dim"]))
     generator = StackedGenerator([lie]).to(device)
     disc = disc.to(device)
@@ -75,7 +78,7 @@ def train_liegan_images(
     )
     start_epoch, log = ckpt.restore()
     clip_events = int(log[-1]["clip_events"]) if log else 0
-    n, c = x_all.shape[0], space.channels
+    n = x_all.shape[0]
     bar = Progress(budget.epochs - start_epoch, "liegan (images)", ctx.progress)
     for epoch in range(start_epoch, budget.epochs):
         t0 = time.perf_counter()
@@ -100,7 +103,7 @@ def train_liegan_images(
             disc.requires_grad_(False)
             adv = F.binary_cross_entropy_with_logits(disc(gx, y), real)
             reg_id = regulariser(gx, x)
-            reg_orth = orthogonality_regulariser(lie_mats)
+            reg_orth = orthogonality_regulariser(lie_mats, space.n)
             loss_g = adv + lam * reg_id + eta * reg_orth
             check_finite("generator loss", loss_g.detach(), epoch, step, norm)
             opt_g.zero_grad(set_to_none=True)

@@ -82,8 +82,11 @@ def generator_heatmaps(task: str, method: str, runs: list[dict[str, Any]], truth
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows + 0.4), squeeze=False, layout="constrained")
     vmax = max(float(np.abs(p).max()) for _, p in panels) or 1.0
     for ax, (title, mat) in zip(axes.flat, panels):
-        sns.heatmap(mat, ax=ax, cmap="RdBu_r", vmin=-vmax, vmax=vmax, cbar=False, square=True,
-                    xticklabels=False, yticklabels=False)
+        # imshow, not sns.heatmap: heatmap redraws the whole figure per panel (quadratic in panels)
+        ax.imshow(mat, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
         ax.set_title(title, fontsize=9)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -141,9 +144,12 @@ def training_curves(task: str, method: str, runs: list[dict[str, Any]], out: Pat
     rows = int(np.ceil(len(quantities) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows + 0.4), squeeze=False, sharex=True,
                              layout="constrained")
+    bands = logs.groupby(["quantity", "epoch"]).value.agg(["mean", "min", "max"])
     for ax, q in zip(axes.flat, quantities):
-        sns.lineplot(data=logs[logs.quantity == q], x="epoch", y="value", estimator="mean",
-                     errorbar=("pi", 100), ax=ax, color="C0")
+        band = bands.loc[q]
+        ax.plot(band.index, band["mean"], color="C0")
+        ax.fill_between(band.index, band["min"], band["max"], color="C0", alpha=0.25, linewidth=0)
+        ax.set_xlabel("epoch")
         ax.set_title(q, fontsize=9)
         ax.set_ylabel("")
     for ax in list(axes.flat)[len(quantities):]:

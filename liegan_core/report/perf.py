@@ -213,7 +213,8 @@ def flops_per_step(method: str, sizes: Sequence[int], batch: int, channels: int 
     forward: weight and input gradients) over 2B pairs: 2 F(B) + 3 F(2B) = 8 F(B). SymmetryGAN
     does this once per channel.
 
-    implementation="executed" counts what liegan.train_liegan computes (StackedDiscriminator.gan_step):
+    implementation="executed" counts what liegan.train_liegan and symmetrygan.train_symmetrygan
+    compute (nets.StackedDiscriminator.gan_step, once per channel for SymmetryGAN):
     one forward over 2B rows, the weight gradients over 2B rows, one input-gradient product per
     hidden-to-hidden layer over 2B rows (shared by both losses) and the first layer's input
     gradient over the B fake rows (over all 2B rows when y is a class label, for its embedding).
@@ -222,13 +223,14 @@ def flops_per_step(method: str, sizes: Sequence[int], batch: int, channels: int 
     forward over B rows. The group action, exp and regularisers are O(B n^2) and are not counted.
     """
     f = mlp_forward_flops(sizes, batch)
-    if method == "liegan" and implementation == "executed":
+    per_channel = channels if method == "symmetrygan" else 1
+    if method in ("liegan", "symmetrygan") and implementation == "executed":
         rows = 2 * batch
         hidden_to_hidden = sum(2 * rows * a * b for a, b in zip(sizes[1:-2], sizes[2:-1]))
         first_input = 2 * (rows if label_input else batch) * sizes[0] * sizes[1] if len(sizes) > 2 else 0
-        return 2 * f + 2 * f + hidden_to_hidden + first_input
+        return (2 * f + 2 * f + hidden_to_hidden + first_input) * per_channel
     if method in ("liegan", "symmetrygan"):
-        return 8 * f * (channels if method == "symmetrygan" else 1)
+        return 8 * f * per_channel
     if method in ("augerino", "liegg"):
         return 3 * f
     return 0.0

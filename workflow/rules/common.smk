@@ -20,15 +20,20 @@ TASKS = {task: resolve_task(config, task, CONFIG_SOURCE) for task in config["tas
 RUN_SETTINGS = {k: config.get(k) for k in ("device", "checkpoint_every", "profile")}
 SEEDS = config["seeds"]
 THREADS = int(config.get("threads", 2))
-# `ensemble: true`: LieGAN trains all seeds of a task in one job, as one batched ensemble
-# (bit-identical to one job per seed on CPU; faster per seed on a small machine).
+# `ensemble: true`: one job per task and method trains all seeds (`liegan discover --seeds`): as one
+# batched ensemble where the method has one (LieGAN: bit-identical to one job per seed on CPU),
+# else seed after seed; either way one process start per task and method instead of per seed.
 ENSEMBLE = bool(config.get("ensemble", False)) and len(SEEDS) > 1
 
 
-def ensemble_methods() -> list[str]:
-    from liegan_core.runner import ENSEMBLE_METHODS
+def task_priority(task: str) -> int:
+    """The profile's `priorities` entry for a task (default 0): long chains start first."""
+    return int((config.get("priorities") or {}).get(task, 0))
 
-    return list(ENSEMBLE_METHODS) if ENSEMBLE else []
+
+def ensemble_methods() -> list[str]:
+    """Methods whose seeds run as one job: every method of any task under `ensemble: true`."""
+    return sorted({m for cfg in TASKS.values() for m in cfg["methods"]}) if ENSEMBLE else []
 
 
 def _liegan() -> str:

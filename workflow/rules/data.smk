@@ -25,6 +25,7 @@ rule generate_chunk:
         f"{RESULTS}/benchmarks/generate/{{task}}_chunk{{chunk}}.tsv"
     wildcard_constraints:
         chunk=r"\d+",
+    priority: lambda w: task_priority(w.task)
     threads: 1
     shell:
         "{LIEGAN:q} generate --config {input.cfg:q} --chunk {wildcards.chunk} --out {output:q} 2> {log:q}"
@@ -44,6 +45,7 @@ rule generate:
         f"{RESULTS}/logs/generate/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{task}}.tsv"
+    priority: lambda w: task_priority(w.task)
     threads: 1
     shell:
         "{LIEGAN:q} generate --config {input.cfg:q} {params.from_chunks} --out {output.data:q} 2> {log:q}"

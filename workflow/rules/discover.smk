@@ -1,5 +1,5 @@
-# One job per task x method x seed; with `ensemble: true` in the profile, one job per task for
-# LieGAN training every seed (`liegan discover --seeds`), writing the same per-seed run folders.
+# One job per task x method x seed; with `ensemble: true` in the profile, one job per task and
+# method training every seed (`liegan discover --seeds`), writing the same per-seed run folders.
 ENSEMBLED = ensemble_methods()
 
 
@@ -20,6 +20,7 @@ rule discover:
         f"{RESULTS}/benchmarks/discover/{{task}}/{{method}}/seed{{seed}}.tsv"
     wildcard_constraints:
         seed=r"\d+",
+    priority: lambda w: task_priority(w.task)
     threads: THREADS
     shell:
         "{LIEGAN:q} discover --config {input.cfg:q} --method {wildcards.method} --seed {wildcards.seed} "
@@ -48,6 +49,7 @@ if ENSEMBLED:
             f"{RESULTS}/benchmarks/discover/{{task}}/{{method}}/ensemble.tsv"
         wildcard_constraints:
             method="|".join(ENSEMBLED),
+        priority: lambda w: task_priority(w.task)
         threads: THREADS
         shell:
             "{LIEGAN:q} discover --config {input.cfg:q} --method {wildcards.method} --seeds {params.seeds} "

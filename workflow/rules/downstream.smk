@@ -97,6 +97,7 @@ rule downstream:
         model="|".join(MODELS),
         symmetry=r"[a-z][a-z0-9_]*",
         seed=r"\d+",
+    priority: lambda w: task_priority(w.task)
     threads: THREADS
     shell:
         "{LIEGAN:q} downstream --config {input.cfg:q} --model {wildcards.model} --symmetry {wildcards.symmetry} "

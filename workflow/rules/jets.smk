@@ -79,6 +79,7 @@ rule downstream_jets:
     wildcard_constraints:
         model="liegnn|baseline",
         seed=r"\d+",
+    priority: lambda w: task_priority(JETS_TASK)
     threads: THREADS
     shell:
         "{LIEGAN:q} downstream-jets --config {input.cfg:q} --model {wildcards.model} "
