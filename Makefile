@@ -37,4 +37,4 @@ bench: venv
 	$(BIN)/python benchmarks/perf/run.py
 
 clean-results:
-	rm -rf results/data results/runs results/tables results/figures results/logs results/benchmarks results/config
+	rm -rf results/data results/downstream_data results/runs results/tables results/figures results/logs results/benchmarks results/config results/perf/jobs.csv results/perf/jobs.md results/report.html

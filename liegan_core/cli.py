@@ -157,7 +157,10 @@ def _apply_method_flags(args: argparse.Namespace, cfg: dict) -> None:
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from .report.aggregate import aggregate
 
-    aggregate(Path(args.runs), Path(args.out), data_dir=Path(args.data_dir) if args.data_dir else None)
+    if args.jobs < 1:
+        raise UserError(f"--jobs: expected a positive number of processes, got {args.jobs}")
+    aggregate(Path(args.runs), Path(args.out), data_dir=Path(args.data_dir) if args.data_dir else None,
+              jobs=args.jobs)
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -224,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--runs", default="results/runs")
     a.add_argument("--out", default="results")
     a.add_argument("--data-dir", default=None, help="folder of task datasets (for ground-truth heatmaps)")
+    a.add_argument("--jobs", type=int, default=1, help="processes drawing the figures (default 1)")
     a.set_defaults(func=cmd_aggregate)
 
     from .downstream import add_parser as add_downstream_parser

@@ -277,8 +277,9 @@ def other_outputs(out_dir: str | Path, tasks: dict[str, list[str]]) -> list[str]
 
 
 def aggregate(runs_dir: Path, out_dir: Path, data_dir: Path | None = None,
-              paper_numbers: Path = PAPER_NUMBERS) -> None:
-    """Write every table and figure (figures_for, table_views, other_outputs) from the runs under runs_dir."""
+              paper_numbers: Path = PAPER_NUMBERS, jobs: int = 1) -> None:
+    """Write every table and figure (figures_for, table_views, other_outputs) from the runs under runs_dir;
+    `jobs` processes draw the figures."""
     tidy, runs = collect_runs(runs_dir)
     if tidy.empty:
         raise SystemExit(f"no finished runs under {runs_dir}")
@@ -305,6 +306,6 @@ def aggregate(runs_dir: Path, out_dir: Path, data_dir: Path | None = None,
     from .figures import discovery_figures
 
     discovery_figures(tidy, summary, [r for r in runs if r["stage"] == "discover"], out_dir / "figures",
-                      data_dir or out_dir / "data")
+                      data_dir or out_dir / "data", jobs=jobs)
     print(f"tables in {tables}, figures in {out_dir / 'figures'}", file=sys.stderr)
     print(discovery_view(summary[summary.metric == "algebra_similarity"]).markdown(), file=sys.stderr)

@@ -46,5 +46,7 @@ rule aggregate:
         other=other_outputs(RESULTS, AGGREGATED),
     log:
         f"{RESULTS}/logs/aggregate.log",
+    threads: min(8, workflow.cores)  # the figures are drawn in parallel; nothing else is left to run by then
     shell:
-        "{LIEGAN:q} aggregate --runs {RESULTS}/runs --out {RESULTS} --data-dir {RESULTS}/data 2> {log:q}"
+        "{LIEGAN:q} aggregate --runs {RESULTS}/runs --out {RESULTS} --data-dir {RESULTS}/data "
+        "--jobs {threads} 2> {log:q}"
