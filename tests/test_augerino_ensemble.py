@@ -152,22 +152,11 @@ def test_non_finite_values_stop_naming_the_seed() -> None:
     assert "seed" not in str(err.value) and "transformed data g.x" in str(err.value)
 
 
-def test_tensors_follow_the_device_and_one_sync_per_step(monkeypatch) -> None:
+def test_tensors_follow_the_device_and_one_sync_per_step(host_syncs) -> None:
     """With the default device 'meta', a tensor made without the run's device breaks the run; bool() host
     syncs are counted: one per step (the numerical guard)."""
     data, space = _vector_data(rows=130), CASES["vector_blocks"][1]  # 3 steps per epoch, the last one short
-    calls = {"bool": 0, "depth": 0}
-    original = torch.Tensor.__bool__
-
-    def counting_bool(self):  # the device context re-enters __bool__ once: count the outer call
-        calls["bool"] += calls["depth"] == 0
-        calls["depth"] += 1
-        try:
-            return original(self)
-        finally:
-            calls["depth"] -= 1
-
-    monkeypatch.setattr(torch.Tensor, "__bool__", counting_bool)
+    calls = host_syncs
     with torch.device("meta"):
         out = Augerino().fit_seeds(data, space, Budget(epochs=2, batch_size=64), [0, 1], SMALL, RunContext())
     assert np.isfinite(out[0].info["blocks"]).all() and len(out[1].log) == 2

@@ -60,6 +60,13 @@ def test_slurm_dry_run_of_paper_profile_lists_every_job_with_its_resources(tmp_p
         assert "gpu=" not in resources
 
 
+def test_no_job_of_the_tiny_profile_asks_for_more_cpus_than_the_local_test_node_has(tmp_path):
+    """The local-SLURM test runs on one 2-CPU node: a job asking for more would wait forever."""
+    out = _dry_run(tmp_path, "slurm", "tiny")
+    asked = [int(n) for n in re.findall(r"cpus_per_task=(\d+)", out)]
+    assert asked and max(asked) <= 2, sorted(set(asked))
+
+
 def test_slurm_gpu_profile_asks_one_gpu_per_training_job(tmp_path):
     out = _dry_run(tmp_path, "slurm-gpu", "tiny")
     jobs = _discover_jobs(out)

@@ -46,7 +46,7 @@ rule aggregate:
         other=other_outputs(RESULTS, AGGREGATED),
     log:
         f"{RESULTS}/logs/aggregate.log",
-    threads: min(8, workflow.cores)  # the figures are drawn in parallel; nothing else is left to run by then
+    threads: min(2, workflow.cores)  # figures drawn in 2 processes (nothing else runs by then; 2 fits any SLURM node)
     shell:
         "{LIEGAN:q} aggregate --runs {RESULTS}/runs --out {RESULTS} --data-dir {RESULTS}/data "
         "--jobs {threads} 2> {log:q}"
