@@ -19,17 +19,10 @@ from liegan_core.methods.augerino import Augerino
 from liegan_core.nets import mlp
 from liegan_core.training import NumericalError, seed_everything
 
+from helpers import vector_pairs
+
 SMALL = {"predictor_hidden": [16], "init_scale": 0.5}
 BUDGET = Budget(epochs=3, batch_size=64)
-
-
-def _vector_data(rows: int = 150, seed: int = 0) -> Dataset:
-    """x [rows, 1, 8], y = 1.1 x + noise (as tests/test_perf_paths.py); 150 rows: the last batch has 22."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 1, 8)).astype(np.float32)
-    y = (x * 1.1 + 0.05 * rng.normal(size=x.shape)).astype(np.float32)
-    rep = {"type": "vector", "n": 8}
-    return Dataset(x=x, y=y, splits={"train": np.arange(rows)}, x_rep=rep, y_rep=dict(rep))
 
 
 def _label_data(rows: int = 150, seed: int = 0) -> Dataset:
@@ -42,7 +35,7 @@ def _label_data(rows: int = 150, seed: int = 0) -> Dataset:
 
 
 CASES = {
-    "vector_blocks": (_vector_data, SearchSpace(n=8, channels=2, block=2)),
+    "vector_blocks": (vector_pairs, SearchSpace(n=8, channels=2, block=2)),
     "label_learnable_sigma": (
         _label_data,
         SearchSpace(n=2, channels=2, coefficients={"distribution": "normal", "sigma": 0.7, "learnable": True}),
@@ -126,7 +119,7 @@ def test_a_single_run_equals_the_plain_pytorch_loop(case: str) -> None:
 
 
 def test_resume_of_an_ensemble_is_identical_and_only_for_the_same_seeds(tmp_path) -> None:
-    data, space = _vector_data(), CASES["vector_blocks"][1]
+    data, space = vector_pairs(), CASES["vector_blocks"][1]
     full = Augerino().fit_seeds(data, space, BUDGET, [4, 6], SMALL, RunContext())
     ctx = RunContext(workdir=str(tmp_path), checkpoint_every=2)
     Augerino().fit_seeds(data, space, Budget(epochs=2, batch_size=64), [4, 6], SMALL, ctx)
@@ -141,7 +134,7 @@ def test_resume_of_an_ensemble_is_identical_and_only_for_the_same_seeds(tmp_path
 
 
 def test_non_finite_values_stop_naming_the_seed() -> None:
-    data, space = _vector_data(rows=64), CASES["vector_blocks"][1]
+    data, space = vector_pairs(rows=64), CASES["vector_blocks"][1]
     huge = dict(SMALL, init_scale=1e4)
     with pytest.raises(NumericalError) as err:
         Augerino().fit_seeds(data, space, Budget(epochs=1, batch_size=64), [0, 1], huge, RunContext())
@@ -155,7 +148,7 @@ def test_non_finite_values_stop_naming_the_seed() -> None:
 def test_tensors_follow_the_device_and_one_sync_per_step(host_syncs) -> None:
     """With the default device 'meta', a tensor made without the run's device breaks the run; bool() host
     syncs are counted: one per step (the numerical guard)."""
-    data, space = _vector_data(rows=130), CASES["vector_blocks"][1]  # 3 steps per epoch, the last one short
+    data, space = vector_pairs(rows=130), CASES["vector_blocks"][1]  # 3 steps per epoch, the last one short
     calls = host_syncs
     with torch.device("meta"):
         out = Augerino().fit_seeds(data, space, Budget(epochs=2, batch_size=64), [0, 1], SMALL, RunContext())

@@ -17,7 +17,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from liegan_core.data.dataset import Dataset
 from liegan_core.group import (
     LieGenerator, act_blocks, expm, expm_2x2, identity_regulariser, orthogonality_regulariser,
     stacked_identity_regulariser, stacked_orthogonality_regulariser,
@@ -28,16 +27,10 @@ from liegan_core.methods.liegan_ensemble import fit_seeds
 from liegan_core.nets import PairDiscriminator, StackedDiscriminator
 from liegan_core.training import NumericalError, seed_everything
 
+from helpers import vector_pairs
+
 SPACE = SearchSpace(n=8, channels=1, block=2)
 SMALL = {"discriminator_hidden": [32, 32]}
-
-
-def _vector_data(rows: int = 200, seed: int = 0) -> Dataset:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 1, 8)).astype(np.float32)
-    y = (x * 1.1 + 0.05 * rng.normal(size=x.shape)).astype(np.float32)
-    rep = {"type": "vector", "n": 8}
-    return Dataset(x=x, y=y, splits={"train": np.arange(rows)}, x_rep=rep, y_rep=dict(rep))
 
 
 def _matrices(dtype: torch.dtype) -> torch.Tensor:
@@ -192,7 +185,7 @@ def _published_step(generator, disc, opt_g, opt_d, x, y, w, hp):
 def test_one_training_step_equals_the_published_procedure():
     """From the same initial weights, batch and coefficients, one step of train_liegan moves the
     generator and discriminator as the plain PyTorch published step does (float32 rounding apart)."""
-    data = _vector_data(rows=64)
+    data = vector_pairs(rows=64)
     hp = {**DEFAULTS, **SMALL}
     out = train_liegan(data, SPACE, Budget(epochs=1, batch_size=64), [7], dict(SMALL, fused_adam=False), RunContext())[0]
     # the reference: same initialisation order and the same per-epoch draws (order, then coefficients)
@@ -210,14 +203,14 @@ def test_one_training_step_equals_the_published_procedure():
 
 
 def test_one_step_with_the_fused_adam_matches_the_default_adam():
-    data = _vector_data(rows=64)
+    data = vector_pairs(rows=64)
     a = train_liegan(data, SPACE, Budget(epochs=2, batch_size=64), [3], dict(SMALL, fused_adam=True), RunContext())[0]
     b = train_liegan(data, SPACE, Budget(epochs=2, batch_size=64), [3], dict(SMALL, fused_adam=False), RunContext())[0]
     np.testing.assert_allclose(a.info["blocks"], b.info["blocks"], rtol=1e-5, atol=1e-6)
 
 
 def test_ensemble_seeds_are_independent_and_equal_single_runs():
-    data = _vector_data(rows=150)
+    data = vector_pairs(rows=150)
     budget = Budget(epochs=2, batch_size=64)
     ens = fit_seeds(data, SPACE, budget, [0, 1, 2], SMALL, RunContext())
     other = fit_seeds(data, SPACE, budget, [5, 2], SMALL, RunContext())
@@ -236,7 +229,7 @@ def test_tensors_follow_the_device_and_one_sync_per_step(host_syncs):
     """With the default device set to 'meta', any tensor made without the run's device would be a
     meta tensor and break the run: finishing proves every tensor follows ctx.device, the same code
     a CUDA run executes. Host syncs via bool() are counted: one per step (the numerical guard)."""
-    data = _vector_data(rows=130)  # 3 steps per epoch, the last one short
+    data = vector_pairs(rows=130)  # 3 steps per epoch, the last one short
     calls = host_syncs
     with torch.device("meta"):
         out = train_liegan(data, SPACE, Budget(epochs=2, batch_size=64), [0, 1], SMALL, RunContext(device="cpu"))
@@ -245,7 +238,7 @@ def test_tensors_follow_the_device_and_one_sync_per_step(host_syncs):
 
 
 def test_resume_is_identical_for_single_runs_and_ensembles(tmp_path):
-    data = _vector_data(rows=150)
+    data = vector_pairs(rows=150)
     for seeds in ([4], [4, 6]):
         full = train_liegan(data, SPACE, Budget(epochs=3, batch_size=64), seeds, SMALL, RunContext())
         work = tmp_path / f"run{len(seeds)}"
@@ -263,7 +256,7 @@ def test_resume_is_identical_for_single_runs_and_ensembles(tmp_path):
 
 
 def test_non_finite_values_stop_with_quantity_epoch_step_and_norm():
-    data = _vector_data(rows=64)
+    data = vector_pairs(rows=64)
     with pytest.raises(NumericalError) as err:
         train_liegan(data, SPACE, Budget(epochs=1, batch_size=64), [0, 1], dict(SMALL, init_scale=1e4), RunContext())
     msg = str(err.value)

@@ -22,22 +22,12 @@ from liegan_core.methods.symmetrygan import DEFAULTS, LinearElements, SymmetryGA
 from liegan_core.nets import PairDiscriminator
 from liegan_core.training import NumericalError, batches, data_tensors, seed_everything
 
+from helpers import vector_pairs
+
 SMALL = {"discriminator_hidden": [16], "lambda_identity": 1.0}
 BUDGET = Budget(epochs=3, batch_size=64)
 LOG_KEYS = ["epoch", "loss_discriminator", "loss_generator_adversarial", "regulariser_identity", "element_norm",
             "orthogonality_error", "seconds"]
-
-
-def _vector_data(rows: int = 150, seed: int = 0, label: bool = False) -> Dataset:
-    """2-body-like pairs in R^8 (four 2-vectors), 150 rows: batches of 64, 64 and a short 22."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 1, 8)).astype(np.float32)
-    rep = {"type": "vector", "n": 8}
-    if label:
-        y = (np.linalg.norm(x, axis=(1, 2)) > np.sqrt(8)).astype(np.int64)
-        return Dataset(x=x, y=y, splits={"train": np.arange(rows)}, x_rep=rep, y_rep={"type": "label", "classes": 2})
-    y = (x * 1.1 + 0.05 * rng.normal(size=x.shape)).astype(np.float32)
-    return Dataset(x=x, y=y, splits={"train": np.arange(rows)}, x_rep=rep, y_rep=dict(rep))
 
 
 def _space(channels: int) -> SearchSpace:
@@ -46,7 +36,7 @@ def _space(channels: int) -> SearchSpace:
 
 @pytest.mark.parametrize("channels", [1, 2])
 def test_ensemble_equals_single_runs_and_seeds_are_independent(channels: int) -> None:
-    data, space = _vector_data(), _space(channels)
+    data, space = vector_pairs(), _space(channels)
     ens = SymmetryGAN().fit_seeds(data, space, BUDGET, [0, 1, 2], SMALL, RunContext())
     other = SymmetryGAN().fit_seeds(data, space, BUDGET, [5, 2], SMALL, RunContext())
     for seed, e in zip([0, 1, 2], ens):
@@ -113,7 +103,7 @@ def _reference_elements(data: Dataset, space: SearchSpace, budget: Budget, seed:
 @pytest.mark.parametrize("label", [False, True])
 def test_fused_step_trains_as_the_autograd_procedure(label: bool) -> None:
     """Same initialisation, batches, losses and Adam: the learned elements agree to float32 rounding."""
-    data, space = _vector_data(label=label), _space(2)
+    data, space = vector_pairs(label=label), _space(2)
     params = {**SMALL, "discriminator_hidden": [16, 16]}
     ens = SymmetryGAN().fit_seeds(data, space, BUDGET, [3, 4], params, RunContext())
     for seed, got in zip([3, 4], ens):
@@ -122,7 +112,7 @@ def test_fused_step_trains_as_the_autograd_procedure(label: bool) -> None:
 
 
 def test_resume_of_an_ensemble_is_identical_and_other_seeds_start_afresh(tmp_path) -> None:
-    data, space = _vector_data(), _space(2)
+    data, space = vector_pairs(), _space(2)
     full = SymmetryGAN().fit_seeds(data, space, BUDGET, [4, 6], SMALL, RunContext())
     ctx = RunContext(workdir=str(tmp_path), checkpoint_every=2)
     SymmetryGAN().fit_seeds(data, space, Budget(epochs=2, batch_size=64), [4, 6], SMALL, ctx)
@@ -139,7 +129,7 @@ def test_resume_of_an_ensemble_is_identical_and_other_seeds_start_afresh(tmp_pat
 
 
 def test_non_finite_values_stop_naming_the_seed() -> None:
-    data, space = _vector_data(rows=64), _space(1)
+    data, space = vector_pairs(rows=64), _space(1)
     params = {**SMALL, "init_scale": 1e4}  # exp of a huge random matrix: M x overflows at once
     with pytest.raises(NumericalError) as err:
         SymmetryGAN().fit_seeds(data, space, Budget(epochs=1, batch_size=64), [0, 1], params, RunContext())
@@ -154,7 +144,7 @@ def test_tensors_follow_the_device_and_one_sync_per_step(host_syncs) -> None:
     """With the default device 'meta', a tensor made without the run's device breaks the run, so
     finishing shows every tensor follows ctx.device (the code a CUDA run executes); bool() host
     syncs are counted: one per step, the numerical guard."""
-    data, space = _vector_data(rows=150), _space(2)  # 3 steps per epoch, the last one short
+    data, space = vector_pairs(rows=150), _space(2)  # 3 steps per epoch, the last one short
     calls = host_syncs
     with torch.device("meta"):
         out = SymmetryGAN().fit_seeds(data, space, Budget(epochs=2, batch_size=64), [0, 1], SMALL,
