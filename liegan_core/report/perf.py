@@ -133,7 +133,9 @@ def jobs_markdown(jobs: pd.DataFrame, top: int = 30) -> str:
     })
     parts.append(Table(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns),
                        f"Longest jobs (top {min(top, len(jobs))} of {len(jobs)})",
-                       "cores used = CPU seconds / wall seconds.").markdown())
+                       "cores used = CPU seconds / wall seconds. CPU seconds come from Snakemake sampling a "
+                       "job's processes now and then, so the time after the last sample is missed and jobs of "
+                       "under a minute or so are undercounted; wall seconds are exact.").markdown())
     return "\n".join(parts)
 
 
