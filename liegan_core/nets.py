@@ -109,6 +109,14 @@ class StackedDiscriminator(nn.Module):
                 h = F.leaky_relu(h, self.slope)
         return h.squeeze(2)
 
+    @staticmethod
+    def gan_targets(members: int, rows: int, batch_size: int, device: torch.device) -> dict[int, torch.Tensor]:
+        """gan_step's targets per batch size of an epoch over `rows` rows: [members, 2B] (1 for the B real
+        pairs, 0 for the B transformed ones), for full batches and the short last one."""
+        sizes = {batch_size} | ({rows % batch_size} if rows % batch_size else set())
+        return {b: torch.cat([torch.ones(members, b, device=device), torch.zeros(members, b, device=device)], 1)
+                for b in sizes}
+
     @torch.no_grad()
     def gan_step(
         self, x: torch.Tensor, y: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, targets: torch.Tensor,

@@ -147,11 +147,9 @@ def test_ensemble_profile_plans_one_job_per_task_and_method(tmp_path):
 @needs_sklearn
 def test_image_seeds_in_one_call_are_each_their_own_run(digits, tmp_path):
     """Regression: the seeds of an image ensemble once shared a checkpoint, so seeds 1 and 2 copied seed 0."""
-    from liegan_core.methods.liegan_ensemble import fit_seeds
-
     params = {"identity_regulariser": "fourier", "discriminator": "conv"}
     torch.set_num_threads(1)
-    together = fit_seeds(digits.split("train"), AFFINE, Budget(epochs=1, batch_size=32), [3, 4], params,
+    together = get_method("liegan").fit_seeds(digits.split("train"), AFFINE, Budget(epochs=1, batch_size=32), [3, 4], params,
                          RunContext(workdir=str(tmp_path), checkpoint_every=1))
     for seed, disc in zip((3, 4), together):
         assert np.array_equal(disc.generators, _fit_images(digits, 1, seed=seed).generators)

@@ -23,7 +23,6 @@ from liegan_core.group import (
 )
 from liegan_core.methods import Budget, RunContext, SearchSpace
 from liegan_core.methods.liegan import DEFAULTS, LieGAN, train_liegan
-from liegan_core.methods.liegan_ensemble import fit_seeds
 from liegan_core.nets import PairDiscriminator, StackedDiscriminator
 from liegan_core.training import NumericalError, seed_everything
 
@@ -212,8 +211,8 @@ def test_one_step_with_the_fused_adam_matches_the_default_adam():
 def test_ensemble_seeds_are_independent_and_equal_single_runs():
     data = vector_pairs(rows=150)
     budget = Budget(epochs=2, batch_size=64)
-    ens = fit_seeds(data, SPACE, budget, [0, 1, 2], SMALL, RunContext())
-    other = fit_seeds(data, SPACE, budget, [5, 2], SMALL, RunContext())
+    ens = LieGAN().fit_seeds(data, SPACE, budget, [0, 1, 2], SMALL, RunContext())
+    other = LieGAN().fit_seeds(data, SPACE, budget, [5, 2], SMALL, RunContext())
     singles = [LieGAN().fit(data, SPACE, budget, s, SMALL, RunContext()) for s in (0, 1, 2)]
     for e, s in zip(ens, singles):
         # measured bit-identical on CPU (torch 2.13): every kernel's per-seed result is shape-independent
@@ -222,7 +221,7 @@ def test_ensemble_seeds_are_independent_and_equal_single_runs():
     np.testing.assert_array_equal(ens[2].info["blocks"], other[1].info["blocks"])
     assert not np.allclose(ens[0].info["blocks"], ens[1].info["blocks"])
     with pytest.raises(ValueError):
-        fit_seeds(data, SPACE, budget, [1, 1], SMALL, RunContext())
+        LieGAN().fit_seeds(data, SPACE, budget, [1, 1], SMALL, RunContext())
 
 
 def test_tensors_follow_the_device_and_one_sync_per_step(host_syncs):

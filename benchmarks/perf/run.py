@@ -13,7 +13,7 @@ Measured in one run, on one machine:
               liegan_core.report.perf.flops_per_step) and its fraction of the ceiling, peak memory
               (ru_maxrss of the measuring process, a fresh one per point); "reference" is the plain
               PyTorch loop used before the performance work (reference_liegan.py);
-* ensemble    LieGAN with S seeds batched in one process (liegan_ensemble.fit_seeds), per seed;
+* ensemble    LieGAN with S seeds batched in one process (LieGAN.fit_seeds), per seed;
 * processes   8 seeds (16 with --full) as one ensemble per process vs. one seed per process,
               --processes processes side by side with 1 thread each;
 * scaling     seconds per epoch vs dataset size, channels c, data dimension n (full n x n search
@@ -70,7 +70,6 @@ def _load_data(spec: dict[str, Any]):
 
 def _fit(method: str, data, space, budget, seeds: list[int], params: dict[str, Any]):
     from liegan_core.methods import RunContext, get_method
-    from liegan_core.methods.liegan_ensemble import fit_seeds
 
     if method == "reference":
         sys.path.insert(0, str(HERE))
@@ -78,7 +77,7 @@ def _fit(method: str, data, space, budget, seeds: list[int], params: dict[str, A
 
         return [fit_reference(data, space, budget, seeds[0], params)]
     if method == "liegan" and len(seeds) > 1:
-        return fit_seeds(data, space, budget, seeds, params, RunContext())
+        return get_method(method).fit_seeds(data, space, budget, seeds, params, RunContext())
     return [get_method(method).fit(data, space, budget, seeds[0], params, RunContext())]
 
 

@@ -70,7 +70,7 @@ import torch
 from torch import nn
 
 from ..data.dataset import Dataset
-from ..group import act_blocks, stacked_identity_regulariser
+from ..group import act_blocks, pick, stacked_identity_regulariser
 from ..nets import PairDiscriminator, StackedDiscriminator, flat_dim
 from ..training import (
     EnsembleCheckpointer,
@@ -130,7 +130,7 @@ class StackedElements(nn.Module):
 
     def forward(self, seeds: slice = slice(None)) -> torch.Tensor:
         """Masked elements [S, c, m, m] (of the seeds selected by `seeds`)."""
-        return self.elements[seeds] * self.mask
+        return pick(self.elements, seeds) * self.mask
 
 
 def orthogonality_error(m: np.ndarray) -> np.ndarray:
@@ -225,11 +225,7 @@ def train_symmetrygan(
     x_shape, y_shape = tuple(x_all.shape[1:]), tuple(y_all.shape[1:])
     nx = flat_dim(x_shape)
     y_moves = data.y_rep["type"] == "vector"
-    ones = torch.ones(S * c, bs, device=device)
-    targets_d = {bs: torch.cat([ones, torch.zeros_like(ones)], 1)}
-    tail = n % bs
-    if tail:
-        targets_d[tail] = torch.cat([ones[:, :tail], torch.zeros_like(ones[:, :tail])], 1)
+    targets_d = StackedDiscriminator.gan_targets(S * c, n, bs, device)
 
     def per_member(t: torch.Tensor) -> torch.Tensor:
         """A seeds' batch [s, B, ...] -> [s * c, B, ...]: each seed's rows for each of its channels."""

@@ -178,8 +178,7 @@ def resources(task: str, runs: list[dict[str, Any]], out: Path) -> None:
 
 
 def _draw(job: tuple[Callable[..., None], tuple[Any, ...]]) -> None:
-    """Draw one figure in the suite's style (a pool worker's unit of work)."""
-    style()
+    """Draw one figure (a pool worker's unit of work; the style is set once per process)."""
     func, args = job
     func(*args)
 
@@ -202,8 +201,9 @@ def discovery_figures(tidy: pd.DataFrame, summary: pd.DataFrame, runs: list[dict
         work.append((generator_heatmaps, (task, method, rs, _truth(data_dir, task), out)))
         work.append((training_curves, (task, method, rs, out)))
     if jobs <= 1:
+        style()
         for job in work:
             _draw(job)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=style) as pool:
         list(pool.map(_draw, work))  # list(): a worker's exception is raised here
